@@ -1,0 +1,71 @@
+"""`mailgate db upgrade|status` and `mailgate check`."""
+from __future__ import annotations
+
+import sys
+
+from ..db import Database
+from .common import EX_CONFIG, EX_OK
+
+
+def register(sub) -> None:
+    dbp = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = dbp.add_parser("upgrade", help="migrate the schema to this version (back up first)")
+    p.set_defaults(handler=upgrade)
+    p = dbp.add_parser("status", help="print the schema revision")
+    p.set_defaults(handler=status)
+    p = sub.add_parser("check", help="validate the configuration and what it points at")
+    p.set_defaults(handler=check)
+
+
+def upgrade(settings, args) -> None:
+    database = Database(settings.database_url)
+    try:
+        before, head = database.schema_revisions()
+        database.upgrade()
+        print(f"schema: {before or '(empty)'} -> {head}")
+    finally:
+        database.dispose()
+
+
+def status(settings, args) -> int:
+    database = Database(settings.database_url)
+    try:
+        current, head = database.schema_revisions()
+    finally:
+        database.dispose()
+    print(f"database: {current or '(empty)'}; this mailgate: {head}")
+    return EX_OK if current == head else 1
+
+
+def report_problems(problems: list[tuple[str, str]]) -> int:
+    for key, problem in problems:
+        print(f"{key}: {problem}")
+    print(f"{len(problems)} problem(s)", file=sys.stderr)
+    return EX_CONFIG
+
+
+def check(settings, args) -> int:
+    problems = []
+    database = Database(settings.database_url)
+    try:
+        current, head = database.schema_revisions()
+        if current != head:
+            problems.append(("database.url", f"schema at {current or '(empty)'}, needs {head}: "
+                             "run `mailgate db upgrade`"))
+    except Exception as error:  # report every kind of connection problem with its key
+        problems.append(("database.url", f"cannot connect: {str(error).splitlines()[0]}"))
+    finally:
+        database.dispose()
+    storage = settings.storage.dir
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+        probe = storage / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        problems.append(("storage.dir", f"{storage} is not writable: {error.strerror}"))
+    if problems:
+        return report_problems(problems)
+    print(f"configuration {settings.source}: ok")
+    return EX_OK

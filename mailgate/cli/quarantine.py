@@ -1,0 +1,91 @@
+"""`mailgate quarantine list|show|retry`."""
+from __future__ import annotations
+
+import email.parser
+import email.policy
+
+from .. import quarantine as q
+from ..models import Quarantine
+from ..pipeline import retry_quarantined
+from .common import EX_DATAERR, CommandError, gateway, iso, print_json, print_table, session_of
+
+
+def register(sub) -> None:
+    quar = sub.add_parser("quarantine", help="messages that could not be processed") \
+        .add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = quar.add_parser("list", help="entries waiting for an admin")
+    p.add_argument("--all", action="store_true", help="include resolved entries")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=quarantine_list)
+    p = quar.add_parser("show", help="an entry with the message's headers")
+    p.add_argument("id", type=int)
+    p.add_argument("--raw", action="store_true", help="print the raw message")
+    p.set_defaults(handler=quarantine_show)
+    p = quar.add_parser("retry", help="run entries through the pipeline again")
+    p.add_argument("id", type=int, nargs="?")
+    p.add_argument("--all", action="store_true", help="every unresolved entry")
+    p.set_defaults(handler=quarantine_retry)
+
+
+def entry_view(entry: Quarantine) -> dict:
+    return {"id": entry.id, "created_at": iso(entry.created_at), "source": entry.source,
+            "error_class": entry.error_class, "error": entry.error, "attempts": entry.attempts,
+            "size": entry.size, "sha256": entry.sha256, "envelope_from": entry.envelope_from,
+            "envelope_to": entry.envelope_to, "last_attempt_at": iso(entry.last_attempt_at),
+            "resolved_at": iso(entry.resolved_at), "resolution": entry.resolution}
+
+
+def quarantine_list(settings, args) -> None:
+    with session_of(settings) as session:
+        rows = [entry_view(e) for e in q.entries(session, include_resolved=args.all)]
+    if args.json:
+        print_json(rows)
+        return
+    print_table([[r["id"], r["created_at"][:19], r["source"], r["error_class"], r["attempts"],
+                  r["resolution"] or "", r["error"][:70]] for r in rows],
+                ["ID", "CREATED", "SOURCE", "CLASS", "TRIES", "RESOLVED", "ERROR"])
+
+
+def quarantine_show(settings, args) -> None:
+    with gateway(settings, parse_workers=0) as gw:
+        with gw.db.unit_of_work() as session:
+            entry = session.get(Quarantine, args.id)
+            if entry is None:
+                raise CommandError(f"no quarantine entry {args.id}", EX_DATAERR)
+            view = entry_view(entry)
+        raw = gw.storage.raw.get(view["sha256"])
+    if args.raw:
+        import sys
+
+        sys.stdout.buffer.write(raw)
+        return
+    for key, value in view.items():
+        print(f"{key}: {value}")
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        raw[:65536])
+    print("\nheaders:")
+    for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID", "Content-Type"):
+        if headers.get(name):
+            print(f"  {name}: {str(headers.get(name))[:200]}")
+
+
+def quarantine_retry(settings, args) -> int:
+    if args.id is None and not args.all:
+        raise CommandError("give an ID or --all", 64)
+    with gateway(settings) as gw:
+        if args.all:
+            with gw.db.unit_of_work() as session:
+                ids = [e.id for e in q.entries(session)]
+        else:
+            ids = [args.id]
+        still = 0
+        for entry_id in ids:
+            try:
+                result = retry_quarantined(gw, entry_id)
+            except ValueError as error:
+                raise CommandError(str(error), EX_DATAERR) from error
+            still += result.outcome == "quarantined"
+            print(f"quarantine {entry_id}: {result.outcome}"
+                  + (f" #{result.ticket}" if result.ticket else "")
+                  + (f" ({result.reason})" if result.reason else ""))
+    return 1 if still else 0

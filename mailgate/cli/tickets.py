@@ -1,0 +1,144 @@
+"""`mailgate ticket …` and `mailgate message explain`."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from .. import tickets as ops
+from ..models import PRIORITIES, STATUSES, Contact, Department, Inbound, Ticket
+from ..views import ticket_detail, ticket_summary
+from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
+
+
+def register(sub) -> None:
+    ticket = sub.add_parser("ticket", help="tickets").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = ticket.add_parser("list", help="list tickets, newest first")
+    p.add_argument("--status", action="append", choices=STATUSES)
+    p.add_argument("--department")
+    p.add_argument("--since", help="created on or after DATE (YYYY-MM-DD or ISO 8601)")
+    p.add_argument("--requester")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=ticket_list)
+    p = ticket.add_parser("show", help="a ticket with its messages, attachments and events")
+    p.add_argument("number")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=ticket_show)
+    p = ticket.add_parser("set", help="change status, priority or department")
+    p.add_argument("number")
+    p.add_argument("--status", choices=STATUSES)
+    p.add_argument("--priority", choices=PRIORITIES)
+    p.add_argument("--department")
+    p.add_argument("--reason", help="a one-line reason, recorded with the change")
+    p.set_defaults(handler=ticket_set)
+
+    message = sub.add_parser("message", help="inbound messages").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = message.add_parser("explain", help="why an inbound message ended as it did")
+    p.add_argument("id", type=int, help="inbound id (printed by ingest --json, ticket show)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=message_explain)
+
+
+def parse_since(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as error:
+        raise CommandError(f"--since: not a date: {value!r}", EX_DATAERR) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def ticket_list(settings, args) -> None:
+    query = select(Ticket).order_by(Ticket.id.desc()).limit(args.limit)
+    if args.status:
+        query = query.where(Ticket.status.in_(args.status))
+    if args.department:
+        query = query.join(Department).where(Department.key == args.department)
+    if args.since:
+        query = query.where(Ticket.created_at >= parse_since(args.since))
+    if args.requester:
+        query = query.join(Contact, Ticket.requester_id == Contact.id).where(
+            Contact.email == args.requester.lower())
+    prefix = settings.threading.prefix
+    with session_of(settings) as session:
+        rows = [ticket_summary(t, prefix) for t in session.scalars(query)]
+    if args.json:
+        print_json(rows)
+        return
+    print_table([[r["number"], r["status"], r["priority"], r["department"], r["requester"],
+                  r["created_at"][:16], r["subject"][:60]] for r in rows],
+                ["NUMBER", "STATUS", "PRIORITY", "DEPARTMENT", "REQUESTER", "CREATED",
+                 "SUBJECT"])
+
+
+def ticket_show(settings, args) -> None:
+    with session_of(settings) as session:
+        data = ticket_detail(session, ops.get_ticket(session, args.number),
+                             settings.threading.prefix)
+    if args.json:
+        print_json(data)
+        return
+    print(f"{data['token']} {data['subject']}")
+    for key in ("status", "priority", "category", "department", "requester", "assignee",
+                "linked_ticket", "created_at", "updated_at", "first_response_at",
+                "resolved_at", "closed_at"):
+        if data[key]:
+            print(f"  {key}: {data[key]}")
+    print(f"  participants: {', '.join(p['email'] for p in data['participants'])}")
+    for m in data["messages"]:
+        print(f"\n--- message {m['id']} {m['direction']} {m['kind']} from {m['author']} "
+              f"at {m['received_at']} (inbound {m['inbound_id']})")
+        print(m["text"].strip()[:2000])
+        for a in m["attachments"]:
+            print(f"  [attachment] {a['filename']} {a['sniffed_type']} {a['size']} bytes "
+                  f"-> {a['stored_name']}")
+    if data["events"]:
+        print("\nevents:")
+        for e in data["events"]:
+            change = f"{e['from']} -> {e['to']}" if e["from"] or e["to"] else ""
+            print(f"  {e['at'][:19]} {e['kind']} {change} {e['actor']} "
+                  f"{e['detail'] or ''}".rstrip())
+
+
+def ticket_set(settings, args) -> None:
+    if not (args.status or args.priority or args.department):
+        raise CommandError("nothing to set: give --status, --priority or --department", 64)
+    actor = "cli"
+    with session_of(settings) as session:
+        ticket = ops.get_ticket(session, args.number)
+        changed = []
+        if args.status and ops.set_status(session, ticket, args.status, actor, args.reason):
+            changed.append(f"status {args.status}")
+        if args.priority and ops.set_priority(session, ticket, args.priority, actor):
+            changed.append(f"priority {args.priority}")
+        if args.department:
+            dept = ops.department_by_key(session, args.department)
+            if ops.set_department(session, ticket, dept, actor):
+                changed.append(f"department {dept.key}")
+        print(f"#{ticket.number}: " + (", ".join(changed) if changed else "unchanged"))
+
+
+def message_explain(settings, args) -> None:
+    with session_of(settings) as session:
+        record = session.get(Inbound, args.id)
+        if record is None:
+            raise CommandError(f"no inbound message {args.id}", EX_DATAERR)
+        ticket = session.get(Ticket, record.ticket_id) if record.ticket_id else None
+        data = {"id": record.id, "received_at": record.received_at.isoformat(),
+                "source": record.source, "message_id": record.message_id,
+                "sha256": record.sha256, "envelope_from": record.envelope_from,
+                "envelope_to": record.envelope_to, "size": record.size,
+                "outcome": record.outcome, "ticket": ticket.number if ticket else None,
+                "trace": record.trace}
+    if args.json:
+        print_json(data)
+        return
+    print(f"inbound {data['id']} via {data['source']} at {data['received_at']}: "
+          f"{data['outcome']}" + (f" #{data['ticket']}" if data["ticket"] else ""))
+    print(f"  Message-ID: {data['message_id'] or '(none)'}  sha256: {data['sha256'][:16]}…")
+    if data["envelope_to"] or data["envelope_from"] is not None:
+        print(f"  envelope: from <{data['envelope_from'] or ''}> to {data['envelope_to']}")
+    for line in data["trace"]:
+        print(f"  {line}")

@@ -1,0 +1,242 @@
+"""Settings: defaults in code, one TOML file, secrets from the environment or files.
+
+`load_settings()` returns one typed `Settings` object that is passed down to
+everything else; nothing reads the environment or the file deeper inside.
+Every problem found is reported with its key (``mailgate check`` prints them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+MiB = 1024 * 1024
+
+DEFAULT_ALLOWED_TYPES = (
+    "application/pdf",
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "text/plain",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+)
+
+
+class ConfigError(Exception):
+    """The configuration has problems; `.problems` lists (key, message) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {m}" for k, m in problems))
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""  # default filled in from [storage] dir
+    password: str = ""  # secret: password_env / password_file
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    dir: Path = Path("./var")
+    keep_raw: bool = True
+    fsync: bool = True
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_message_size: int = 25 * MiB
+    max_attachment_size: int = 10 * MiB
+    allowed_types: tuple[str, ...] = DEFAULT_ALLOWED_TYPES
+    max_depth: int = 20
+    max_parts: int = 500
+    max_header_bytes: int = 512 * 1024
+    max_addresses: int = 500
+    max_received: int = 100
+    parse_timeout: float = 20.0
+    parse_memory: int = 2048 * MiB
+    parse_workers: int = 2
+
+
+@dataclass(frozen=True)
+class ThreadingSettings:
+    prefix: str = "MG"
+    foreign_sender: str = "new_linked"  # or "append"
+    reopen_days: int = 14
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    catch_all: str = ""  # department key that takes mail for unknown addresses
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    instance: str = "mailgate"  # loop marker value, also used in Message-IDs
+    own_addresses: tuple[str, ...] = ()
+    hostname: str = "localhost"
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "text"  # or "json"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    threading: ThreadingSettings = field(default_factory=ThreadingSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    source: str = "(defaults)"
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url or f"sqlite:///{self.storage.dir / 'mailgate.db'}"
+        if self.database.password and "@" in url and ":@" not in url:
+            scheme, rest = url.split("://", 1)
+            user, host = rest.split("@", 1)
+            from urllib.parse import quote
+
+            url = f"{scheme}://{user}:{quote(self.database.password, safe='')}@{host}"
+        return url
+
+    def replace(self, **sections: Any) -> "Settings":
+        """A copy with whole sections or section fields replaced (tests use this)."""
+        changes = {}
+        for name, value in sections.items():
+            if isinstance(value, dict):
+                value = dataclasses.replace(getattr(self, name), **value)
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name != "source"}
+CHOICES = {
+    ("threading", "foreign_sender"): {"new_linked", "append"},
+    ("log", "format"): {"text", "json"},
+    ("log", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
+}
+
+
+def _section_class(name: str) -> type:
+    return get_type_hints(Settings)[name]
+
+
+def _convert(key: str, value: Any, kind: Any, problems: list) -> Any:
+    origin = getattr(kind, "__origin__", None)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif kind is Path:
+        if isinstance(value, str):
+            return Path(value)
+    elif origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    problems.append((key, f"expected {getattr(kind, '__name__', kind)}, got {value!r}"))
+    return None
+
+
+def _read_secret(key: str, table: dict, name: str, env: dict, problems: list) -> str | None:
+    """A secret may come from NAME, NAME_env (a variable's name) or NAME_file."""
+    if f"{name}_env" in table:
+        var = table[f"{name}_env"]
+        if var not in env:
+            problems.append((f"{key}_env", f"environment variable {var} is not set"))
+            return None
+        return env[var]
+    if f"{name}_file" in table:
+        path = Path(table[f"{name}_file"])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            problems.append((f"{key}_file", f"cannot read {path}: {exc.strerror}"))
+            return None
+    return table.get(name)
+
+
+def _build_section(name: str, table: dict, env: dict, problems: list) -> Any:
+    cls = _section_class(name)
+    hints = get_type_hints(cls)
+    known = set(hints) | {f"{k}_env" for k in hints} | {f"{k}_file" for k in hints}
+    for key in table:
+        if key not in known:
+            problems.append((f"{name}.{key}", "unknown key"))
+    values = {}
+    for key, kind in hints.items():
+        raw = _read_secret(f"{name}.{key}", table, key, env, problems)
+        if raw is None:
+            continue
+        value = _convert(f"{name}.{key}", raw, kind, problems)
+        if value is None:
+            continue
+        allowed = CHOICES.get((name, key))
+        if allowed and value not in allowed:
+            problems.append((f"{name}.{key}", f"must be one of {sorted(allowed)}"))
+            continue
+        values[key] = value
+    return cls(**values)
+
+
+def _check_values(settings: Settings, problems: list) -> None:
+    limits = settings.limits
+    for key in ("max_message_size", "max_attachment_size", "max_depth", "max_parts",
+                "max_header_bytes", "max_addresses", "parse_workers"):
+        if getattr(limits, key) <= 0:
+            problems.append((f"limits.{key}", "must be positive"))
+    prefix = settings.threading.prefix
+    if not prefix.isalnum() or not prefix.isascii():
+        problems.append(("threading.prefix", "must be ASCII letters and digits"))
+
+
+def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
+    """Read settings from `path` (or $MAILGATE_CONFIG); raise ConfigError on problems."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("MAILGATE_CONFIG")
+    data: dict = {}
+    problems: list[tuple[str, str]] = []
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError([("(file)", f"cannot read {path}: {exc.strerror}")]) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([("(file)", f"{path}: {exc}")]) from exc
+    sections = {}
+    for name, table in data.items():
+        if name not in SECTIONS:
+            problems.append((name, "unknown section"))
+        elif not isinstance(table, dict):
+            problems.append((name, "must be a table"))
+        else:
+            sections[name] = _build_section(name, table, env, problems)
+    settings = Settings(**sections, source=str(path) if path else "(defaults)")
+    _check_values(settings, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings

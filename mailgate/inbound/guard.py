@@ -1,0 +1,115 @@
+"""Guard: is this mail automatic, a bounce, a loop? Pure: message in, verdict out.
+
+The verdict decides two things: whether the message may open a ticket, and
+whether the gateway may ever answer it automatically. Automatic mail is never
+answered automatically — that is what keeps two robots from mailing each other
+forever (RFC 3834).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .parse import ParsedMessage
+
+AUTOMATED_LOCALPARTS = re.compile(
+    r"^(listserv|majordomo|.*-request|owner-.*|.*-owner|bounces?|.*-bounces?)(\+.*)?$")
+BOUNCE_LOCALPARTS = {"mailer-daemon", "postmaster"}
+# Web forms and notification systems send from these; their mail may open a
+# ticket (a contact form with Reply-To), but is never answered automatically.
+NOREPLY_LOCALPARTS = re.compile(r"^(no-?reply|do-?not-?reply)([+.-].*)?$")
+
+# category -> (may open a ticket, may be answered automatically)
+CATEGORIES = {
+    "normal": (True, True),
+    "list": (True, False),  # list or bulk mail: a ticket, but no acknowledgement
+    "auto_reply": (False, False),  # out-of-office etc.: appended to its ticket if it threads
+    "bounce": (False, False),
+    "mdn": (False, False),  # read receipt
+    "loop": (False, False),  # our own mail coming back: recorded only
+}
+
+
+@dataclass
+class Verdict:
+    category: str
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def may_open_ticket(self) -> bool:
+        return CATEGORIES[self.category][0]
+
+    @property
+    def may_autorespond(self) -> bool:
+        return CATEGORIES[self.category][1] and not self.no_autorespond
+
+    no_autorespond: bool = False
+
+
+def _loop_reasons(msg: ParsedMessage, own_addresses: set[str], instance: str,
+                  max_received: int) -> list[str]:
+    reasons = []
+    if msg.from_addr and msg.from_addr in own_addresses:
+        reasons.append(f"From is our own address {msg.from_addr}")
+    markers = msg.headers.get("x-mailgate-loop", [])
+    if any(m.strip().lower() == instance.lower() for m in markers):
+        reasons.append("carries our X-Mailgate-Loop marker")
+    if msg.received_count > max_received:
+        reasons.append(f"{msg.received_count} Received headers (more than {max_received})")
+    return reasons
+
+
+def _auto_reply_reasons(msg: ParsedMessage, envelope_from: str | None) -> list[str]:
+    reasons = []
+    auto_submitted = msg.header("auto-submitted").split(";")[0].strip().lower()
+    if auto_submitted and auto_submitted != "no":
+        reasons.append(f"Auto-Submitted: {auto_submitted}")
+    for name in ("x-autoreply", "x-autorespond"):
+        if msg.header(name):
+            reasons.append(f"{name} header present")
+    if envelope_from == "":
+        reasons.append("null reverse-path (MAIL FROM:<>)")
+    local = (msg.from_addr or "").split("@")[0]
+    if AUTOMATED_LOCALPARTS.match(local):
+        reasons.append(f"automated sender {msg.from_addr}")
+    return reasons
+
+
+def _list_reasons(msg: ParsedMessage) -> list[str]:
+    reasons = []
+    precedence = msg.header("precedence").strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        reasons.append(f"Precedence: {precedence}")
+    for name in ("list-id", "list-unsubscribe"):
+        if msg.header(name):
+            reasons.append(f"{name} header present")
+    return reasons
+
+
+def judge(msg: ParsedMessage, envelope_from: str | None, own_addresses: set[str],
+          instance: str, max_received: int = 100) -> Verdict:
+    """Classify a parsed message. `envelope_from` is None when unknown (pipe, IMAP)."""
+    loop = _loop_reasons(msg, own_addresses, instance, max_received)
+    if loop:
+        return Verdict("loop", loop)
+    if msg.content_type == "multipart/report":
+        if msg.report_type == "delivery-status" or msg.report is not None:
+            return Verdict("bounce", ["multipart/report delivery-status (DSN)"])
+        if msg.report_type == "disposition-notification":
+            return Verdict("mdn", ["read receipt (disposition-notification)"])
+    local = (msg.from_addr or "").split("@")[0]
+    if local in BOUNCE_LOCALPARTS:
+        return Verdict("bounce", [f"sent by {msg.from_addr}"])
+    auto = _auto_reply_reasons(msg, envelope_from)
+    if auto:
+        return Verdict("auto_reply", auto)
+    listed = _list_reasons(msg)
+    if listed:
+        return Verdict("list", listed, no_autorespond=True)
+    if msg.header("x-auto-response-suppress"):
+        return Verdict("normal", ["X-Auto-Response-Suppress: no acknowledgement"],
+                       no_autorespond=True)
+    if NOREPLY_LOCALPARTS.match(local):
+        return Verdict("normal", [f"no-reply sender {msg.from_addr}: no acknowledgement"],
+                       no_autorespond=True)
+    return Verdict("normal", [])

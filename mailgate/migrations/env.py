@@ -1,0 +1,17 @@
+"""Alembic environment: runs against the engine that mailgate.db.Database hands in."""
+from alembic import context
+
+from mailgate.models import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,203 @@
+"""Ticket queries and changes inside a caller's session. Nothing here commits.
+
+Used by the pipeline's apply step, the command line and (later) the agent
+commands, so that a status change is recorded the same way whoever makes it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from .headers import split_plus
+from .models import (
+    Address,
+    Agent,
+    Contact,
+    Department,
+    Message,
+    Participant,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from .threading.resolve import TicketView
+from .threading.token import format_token, ticket_number
+
+
+class NotFound(LookupError):
+    pass
+
+
+# -- lookups ------------------------------------------------------------------
+
+def department_by_key(session: Session, key: str) -> Department:
+    dept = session.scalar(select(Department).where(Department.key == key))
+    if dept is None:
+        raise NotFound(f"no department {key!r}")
+    return dept
+
+
+def address_map(session: Session, addresses: set[str]) -> dict[str, str]:
+    """address -> department key, for those of `addresses` that are routed."""
+    if not addresses:
+        return {}
+    rows = session.execute(
+        select(Address.address, Department.key).join(Department)
+        .where(Address.address.in_(sorted(addresses))))
+    return dict(rows.all())
+
+
+def is_own_address(session: Session, address: str | None, configured: tuple[str, ...]) -> bool:
+    if not address:
+        return False
+    base = split_plus(address)[0]
+    if address in configured or base in configured:
+        return True
+    return bool(address_map(session, {address, base}))
+
+
+def token_prefixes(session: Session, default_prefix: str) -> set[str]:
+    prefixes = {default_prefix}
+    prefixes.update(p for p in session.scalars(select(Department.prefix)) if p)
+    return prefixes
+
+
+def ticket_by_number(session: Session, number: str) -> Ticket | None:
+    return session.scalar(select(Ticket).where(Ticket.number == number))
+
+
+def get_ticket(session: Session, number: str) -> Ticket:
+    ticket = session.scalar(
+        select(Ticket).where(Ticket.number == number).options(
+            selectinload(Ticket.messages).selectinload(Message.attachments),
+            selectinload(Ticket.events)))
+    if ticket is None:
+        raise NotFound(f"no ticket {number}")
+    return ticket
+
+
+def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | None, str]:
+    """The ticket holding one of `ids` (most recent reference first) and which one."""
+    for mid in reversed(ids):
+        ticket_id = session.scalar(
+            select(Message.ticket_id).where(Message.message_id == mid).limit(1))
+        if ticket_id is not None:
+            return session.get(Ticket, ticket_id), mid
+    return None, ""
+
+
+def participant_emails(session: Session, ticket: Ticket) -> frozenset[str]:
+    rows = session.scalars(
+        select(Contact.email).join(Participant).where(Participant.ticket_id == ticket.id))
+    return frozenset(rows)
+
+
+def view(session: Session, ticket: Ticket | None) -> TicketView | None:
+    if ticket is None:
+        return None
+    return TicketView(ticket.id, ticket.number, ticket.status,
+                      participant_emails(session, ticket), ticket.closed_at)
+
+
+def token_for(ticket: Ticket, default_prefix: str) -> str:
+    return format_token(ticket.department.prefix or default_prefix, ticket.number)
+
+
+def agent_by_email(session: Session, email: str | None) -> Agent | None:
+    if not email:
+        return None
+    return session.scalar(select(Agent).where(Agent.email == email))
+
+
+# -- changes ------------------------------------------------------------------
+
+def contact_for(session: Session, email: str, name: str = "") -> Contact:
+    contact = session.scalar(select(Contact).where(Contact.email == email))
+    if contact is None:
+        contact = Contact(email=email, name=name)
+        session.add(contact)
+        session.flush()
+    elif name and not contact.name:
+        contact.name = name
+    return contact
+
+
+def add_participant(session: Session, ticket: Ticket, contact: Contact, role: str) -> bool:
+    exists = session.scalar(select(Participant.id).where(
+        Participant.ticket_id == ticket.id, Participant.contact_id == contact.id))
+    if exists:
+        return False
+    session.add(Participant(ticket_id=ticket.id, contact_id=contact.id, role=role))
+    return True
+
+
+def record_event(session: Session, ticket: Ticket, kind: str, actor: str = "",
+                 old: str | None = None, new: str | None = None,
+                 detail: str | None = None) -> TicketEvent:
+    event = TicketEvent(ticket_id=ticket.id, kind=kind, actor=actor, old_value=old,
+                        new_value=new, detail=detail, created_at=utcnow())
+    session.add(event)
+    return event
+
+
+def create_ticket(session: Session, department: Department, requester: Contact, subject: str,
+                  linked: Ticket | None = None, now: dt.datetime | None = None) -> Ticket:
+    now = now or utcnow()
+    ticket = Ticket(department=department, requester=requester, subject=subject,
+                    status="new", priority="normal", created_at=now, updated_at=now,
+                    linked_ticket_id=linked.id if linked else None)
+    session.add(ticket)
+    session.flush()
+    ticket.number = ticket_number(ticket.id)
+    add_participant(session, ticket, requester, "requester")
+    record_event(session, ticket, "created", requester.email, new="new")
+    if linked is not None:
+        record_event(session, ticket, "linked", requester.email, new=linked.number,
+                     detail=f"follows up #{linked.number}")
+        record_event(session, linked, "linked", requester.email, new=ticket.number,
+                     detail=f"continued in #{ticket.number}")
+    session.flush()
+    return ticket
+
+
+def set_status(session: Session, ticket: Ticket, status: str, actor: str,
+               detail: str | None = None, now: dt.datetime | None = None) -> bool:
+    """Change the status, keeping resolved/closed times; False when unchanged."""
+    if status == ticket.status:
+        return False
+    now = now or utcnow()
+    old = ticket.status
+    ticket.status = status
+    ticket.updated_at = now
+    if status == "resolved":
+        ticket.resolved_at = now
+    if status == "closed":
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    if old in ("resolved", "closed") and status not in ("resolved", "closed"):
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    kind = "reopened" if old in ("resolved", "closed") and status == "open" else "status"
+    record_event(session, ticket, kind, actor, old, status, detail)
+    return True
+
+
+def set_priority(session: Session, ticket: Ticket, priority: str, actor: str) -> bool:
+    if priority == ticket.priority:
+        return False
+    record_event(session, ticket, "priority", actor, ticket.priority, priority)
+    ticket.priority = priority
+    ticket.updated_at = utcnow()
+    return True
+
+
+def set_department(session: Session, ticket: Ticket, department: Department,
+                   actor: str) -> bool:
+    if department.id == ticket.department_id:
+        return False
+    record_event(session, ticket, "department", actor, ticket.department.key, department.key)
+    ticket.department = department
+    ticket.updated_at = utcnow()
+    return True
