@@ -19,11 +19,13 @@ class Gateway:
         self.db = database or Database(settings.database_url, settings.database.pool_size)
         self.storage = Storage(settings.storage.dir, fsync=settings.storage.fsync)
         limits = settings.limits
+        self._owns_parser = parser is None
         self.parser = parser or ParserPool(limits.parse_workers, limits.parse_timeout,
                                            limits.parse_memory, limits.max_depth,
                                            limits.max_parts)
         self.now = clock
 
     def close(self) -> None:
-        self.parser.close()
+        if self._owns_parser:
+            self.parser.close()
         self.db.dispose()

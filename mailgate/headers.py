@@ -31,7 +31,7 @@ def one_line(value: object, max_len: int = 500) -> str:
 
 def safe_filename(value: object, max_len: int = 200) -> str:
     """A display name for an attachment: one line, no path, no leading dots."""
-    name = one_line(value, max_len=10_000).replace("\x00", "")
+    name = one_line(value, max_len=1_000_000)
     name = re.split(r"[/\\]", name)[-1].strip().lstrip(".")
     if len(name) > max_len:
         stem, dot, ext = name.rpartition(".")

@@ -52,12 +52,18 @@ class Result:
 
 
 def dedup_key(msg: ParsedMessage, raw: bytes) -> str:
-    """Same Message-ID, or (without one) the same sender, date, subject and body."""
+    """The identity of a message across transports and redeliveries.
+
+    The Message-ID together with sender, date and subject: the same message seen
+    twice carries all four unchanged, while a broken mailer that stamps every
+    message with one constant Message-ID still gets each of them through. Without
+    a Message-ID the body bytes stand in for it.
+    """
+    basis = "\0".join([msg.message_id or "", msg.from_addr or "", msg.date, msg.subject])
     if msg.message_id:
-        return "m:" + sha256_hex(msg.message_id.encode("utf-8", "replace"))
+        return "m:" + sha256_hex(basis.encode("utf-8", "replace"))
     body = raw[len(header_block(raw)):]
-    basis = "\0".join([msg.from_addr or "", msg.date, msg.subject]).encode() + b"\0" + body
-    return "c:" + sha256_hex(basis)
+    return "c:" + sha256_hex(basis.encode("utf-8", "replace") + b"\0" + body)
 
 
 def ingest(gw: Gateway, raw: bytes, envelope: Envelope) -> Result:
@@ -105,7 +111,7 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     trace: list[str] = []
     record = Inbound(message_id=msg.message_id, sha256=digest, source=envelope.source,
                      envelope_from=envelope.mail_from, envelope_to=list(envelope.rcpt_to),
-                     size=len(raw), outcome="new", received_at=now, trace=trace)
+                     size=len(raw), outcome="new", received_at=now, trace=[])
     session.add(record)
 
     def finish(outcome: str, ticket=None, reason: str = "") -> Result:

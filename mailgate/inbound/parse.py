@@ -243,6 +243,10 @@ def _mdn_original_id(msg: email.message.Message) -> str | None:
     return None
 
 
+def _unix_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> ParsedMessage:
     """Parse `raw`; raise MessageRejected when it is too deep, too large or not mail."""
     try:
@@ -256,9 +260,9 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
     if parts > max_parts:
         raise MessageRejected(f"{parts} MIME parts exceed {max_parts}", "limit")
 
-    html_parts = mail.text_html
+    html_parts = [_unix_newlines(p) for p in mail.text_html]
     html = sanitize_html("\n".join(html_parts)) if html_parts else None
-    text = "\n".join(mail.text_plain) if mail.text_plain else ""
+    text = "\n".join(_unix_newlines(p) for p in mail.text_plain)
     if not text.strip() and html_parts:
         text = html_to_text("\n".join(html_parts))
     from_pairs = mail.from_ or []

@@ -1,0 +1,183 @@
+"""The command line as admins and MTAs use it: real subprocesses, real databases."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mailgate.cli import main
+from tests.mails import make_mail
+
+
+class Ran:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        self.text = stdout.decode()
+
+
+@pytest.fixture
+def mailgate(db_url, tmp_path, capfdbinary):
+    """Run a mailgate command: in-process (fast), or as a subprocess when it reads stdin."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n[storage]\ndir = "{tmp_path / "var"}"\n'
+                      'fsync = false\n')
+
+    def run(*args: str, stdin: bytes | None = None, expect: int | None = 0) -> Ran:
+        argv = ["--config", str(config), *args]
+        if stdin is None:
+            capfdbinary.readouterr()
+            code = main(argv)
+            out, err = capfdbinary.readouterr()
+            ran = Ran(code, out, err)
+        else:
+            proc = subprocess.run([sys.executable, "-m", "mailgate", *argv], input=stdin,
+                                  capture_output=True, timeout=60,
+                                  env={**os.environ, "MAILGATE_CONFIG": ""})
+            ran = Ran(proc.returncode, proc.stdout, proc.stderr)
+        if expect is not None:
+            assert ran.returncode == expect, ran.stderr.decode() + ran.text
+        return ran
+
+    run.config = config
+    run.tmp_path = tmp_path
+    return run
+
+
+def test_admin_setup_ingest_and_show(mailgate):
+    mailgate("department", "add", "support", "--name", "Support")
+    mailgate("department", "add", "billing", "--name", "پرداخت", "--prefix", "BILL",
+             "--locale", "fa")
+    mailgate("address", "add", "Support@Example.com", "--department", "support")
+    mailgate("address", "add", "billing@example.com", "--department", "billing")
+    mailgate("agent", "add", "agent@example.com", "--department", "support", "--name", "Ann")
+    mailgate("contact", "add", "ali@example.ir", "--phone", "+98 912 345 6789", "--locale", "fa")
+    depts = json.loads(mailgate("department", "list", "--json").text)
+    assert depts[1] == {"key": "support", "name": "Support", "prefix": None, "locale": None,
+                        "addresses": ["support@example.com"], "agents": ["agent@example.com"]}
+    contacts = json.loads(mailgate("contact", "list", "--json").text)
+    assert contacts[0]["phone"] == "+989123456789"
+
+    out = mailgate("ingest", stdin=make_mail(sender="Ali <ali@example.ir>",
+                                             to="billing@example.com", subject="صورتحساب"))
+    assert out.text.startswith("stdin: new #")
+    number = out.text.split("#")[1].split()[0]
+    shown = json.loads(mailgate("ticket", "show", number, "--json").text)
+    assert shown["token"] == f"[BILL#{number}]"
+    assert (shown["subject"], shown["department"], shown["requester"], shown["status"]) == \
+        ("صورتحساب", "billing", "ali@example.ir", "new")
+    assert shown["messages"][0]["text"] == "It is on fire.\n"
+    assert [e["kind"] for e in shown["events"]] == ["created"]
+
+    listed = json.loads(mailgate("ticket", "list", "--json", "--department", "billing").text)
+    assert [t["number"] for t in listed] == [number]
+    assert json.loads(mailgate("ticket", "list", "--json", "--status", "closed").text) == []
+    assert mailgate("ticket", "set", number, "--status", "in_progress", "--priority",
+                    "urgent").text.strip() == f"#{number}: status in_progress, priority urgent"
+    shown = json.loads(mailgate("ticket", "show", number, "--json").text)
+    assert (shown["status"], shown["priority"]) == ("in_progress", "urgent")
+
+    explain = json.loads(mailgate("message", "explain", str(shown["messages"][0]["inbound_id"]),
+                                  "--json").text)
+    assert explain["outcome"] == "new"
+    assert any(line.startswith("route: billing@example.com (to) -> billing")
+               for line in explain["trace"])
+    assert "thread: new" in mailgate("message", "explain",
+                                     str(explain["id"])).text
+
+
+def test_department_import_file(mailgate):
+    mapping = mailgate.tmp_path / "departments.toml"
+    mapping.write_text('[[department]]\nkey = "sales"\nname = "Sales"\nlocale = "ka"\n'
+                       'addresses = ["sales@example.com", "Deals@Example.com"]\n'
+                       'agents = ["nino@example.ge"]\n')
+    mailgate("department", "import", str(mapping))
+    [dept] = json.loads(mailgate("department", "list", "--json").text)
+    assert dept["addresses"] == ["deals@example.com", "sales@example.com"]
+    assert dept["agents"] == ["nino@example.ge"] and dept["locale"] == "ka"
+
+
+def test_exit_statuses_for_an_mta_pipe(mailgate):
+    mailgate("department", "add", "support")
+    mailgate("address", "add", "support@example.com", "--department", "support")
+    raw = make_mail()
+    assert "new" in mailgate("ingest", stdin=raw).text
+    assert "duplicate" in mailgate("ingest", stdin=raw).text
+    unusable = mailgate("ingest", stdin=b"just some text, no headers\n", expect=65)
+    assert "quarantined" in unusable.text
+    assert mailgate("ingest", stdin=b"", expect=65).returncode == 65
+    bad = mailgate("address", "add", "not-an-address", "--department", "support", expect=65)
+    assert "not an email address" in bad.stderr.decode()
+
+
+def test_quarantine_list_show_retry(mailgate):
+    mailgate("department", "add", "support")
+    out = json.loads(mailgate("ingest", "--json", stdin=make_mail(to="sales@example.com")).text)
+    assert out[0]["outcome"] == "quarantined"
+    [entry] = json.loads(mailgate("quarantine", "list", "--json").text)
+    assert entry["error_class"] == "route" and "sales@example.com" in entry["error"]
+    assert "Subject: Printer on fire" in mailgate("quarantine", "show", str(entry["id"])).text
+    assert mailgate("quarantine", "show", str(entry["id"]), "--raw").stdout.startswith(b"From:")
+    assert "quarantined" in mailgate("quarantine", "retry", str(entry["id"]), expect=1).text
+    assert json.loads(mailgate("quarantine", "list", "--json").text)[0]["attempts"] == 2
+    mailgate("address", "add", "sales@example.com", "--department", "support")
+    assert ": new #" in mailgate("quarantine", "retry", "--all").text
+    assert json.loads(mailgate("quarantine", "list", "--json").text) == []
+    assert len(json.loads(mailgate("quarantine", "list", "--all", "--json").text)) == 1
+
+
+def test_mbox_and_maildir_input(mailgate):
+    import mailbox
+
+    mailgate("department", "add", "support")
+    mailgate("address", "add", "support@example.com", "--department", "support")
+    box = mailbox.mbox(mailgate.tmp_path / "in.mbox")
+    for i in range(3):
+        box.add(make_mail(subject=f"mbox {i}"))
+    box.flush()
+    maildir = mailbox.Maildir(mailgate.tmp_path / "Maildir")
+    for i in range(2):
+        maildir.add(make_mail(subject=f"maildir {i}"))
+    out = json.loads(mailgate("ingest", "--json", str(mailgate.tmp_path / "in.mbox"),
+                              str(mailgate.tmp_path / "Maildir")).text)
+    assert [r["outcome"] for r in out] == ["new"] * 5
+
+
+def test_check_reports_problems_with_keys(mailgate, tmp_path):
+    assert "ok" in mailgate("check").text
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[limits]\nmax_parts = "x"\n[database]\npassword_env = "NOPE_NOT_SET"\n')
+    proc = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(bad), "check"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78
+    assert "limits.max_parts: expected int" in proc.stdout
+    assert "database.password_env: environment variable NOPE_NOT_SET is not set" in proc.stdout
+
+
+def test_database_unreachable_is_a_temporary_failure(tmp_path):
+    config = tmp_path / "down.toml"
+    config.write_text('[database]\nurl = "postgresql+psycopg2://postgres@127.0.0.1:1/x"\n'
+                      f'[storage]\ndir = "{tmp_path}"\n')
+    proc = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config), "ingest"],
+                          input=make_mail(), capture_output=True, timeout=60)
+    assert proc.returncode == 75, proc.stderr
+    assert b"temporary failure" in proc.stderr
+
+
+def test_out_of_date_schema_is_refused(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    db = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('0000old')"))
+        conn.execute(text("CREATE TABLE tickets (id INTEGER)"))
+    config = tmp_path / "old.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{db}"\n[storage]\ndir = "{tmp_path}"\n')
+    proc = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(config),
+                           "ticket", "list"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78
+    assert "run `mailgate db upgrade`" in proc.stderr
