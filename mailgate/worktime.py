@@ -255,23 +255,27 @@ def hours_problems(hours) -> list[str]:
 
 
 def _span(start: time, end: time) -> str:
-    return f"{start:%H:%M}-{'24:00' if end == MIDNIGHT else f'{end:%H:%M}'}"
+    end_text = "24:00" if end == MIDNIGHT else f"{end:%H:%M}"
+    return f"{start:%H:%M}-{end_text}"
 
 
 # -- reading a calendar from configuration
 
 
-def calendar_from_config(table: dict, key: str = "calendar") -> tuple[WorkCalendar | None, list[tuple[str, str]]]:
+Problem = tuple[str, str]  # (dotted key, message)
+
+
+def calendar_from_config(table: dict, key: str = "calendar") -> tuple[WorkCalendar | None, list[Problem]]:
     """Build a calendar from a TOML table; return ``(calendar, [])`` or ``(None, problems)``.
 
     Accepted keys (``key`` prefixes the dotted names in problems)::
 
-        timezone      = "Asia/Tehran"                     # required, an IANA name
+        timezone      = "Asia/Tehran"                        # required, an IANA name
         days          = ["sat", "sun", "mon", "tue", "wed"]  # required unless always
-        hours         = ["09:00-13:00", "14:00-17:00"]     # required unless always; "24:00" ends a day
-        holidays      = ["2026-03-21", 2026-03-22]         # optional; ISO strings or TOML dates
-        holidays_file = "/etc/mailgate/holidays.txt"       # optional; one ISO date a line, '#' comments
-        always        = true                               # 24/7; then only timezone may be given
+        hours         = ["09:00-13:00", "14:00-17:00"]       # required unless always; "24:00" ends a day
+        holidays      = ["2026-03-21", 2026-03-22]           # optional; ISO strings or TOML dates
+        holidays_file = "/etc/mailgate/holidays.txt"         # optional; one ISO date a line, '#' comments
+        always        = true                                 # 24/7; then only timezone may be given
 
     Day names are mon..sun or full names, in any case. Nothing raises:
     every problem is returned as ``(dotted key, message)``.
@@ -311,7 +315,8 @@ def _read_days(value) -> tuple[frozenset[int], list[str]]:
         return frozenset(), [f"must be a non-empty list of day names, got {value!r}"]
     unknown = [name for name in value if not isinstance(name, str) or name.lower() not in DAY_NAMES]
     if unknown:
-        return frozenset(), [f"unknown day name {name!r}; use mon tue wed thu fri sat sun" for name in unknown]
+        return frozenset(), [f"unknown day name {name!r}; use mon tue wed thu fri sat sun"
+                             for name in unknown]
     return frozenset(DAY_NAMES[name.lower()] for name in value), []
 
 
