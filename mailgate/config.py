@@ -7,6 +7,7 @@ Every problem found is reported with its key (``mailgate check`` prints them).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -89,6 +90,65 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    listen: tuple[str, ...] = ("127.0.0.1:2525",)
+    max_message_size: int = 25 * MiB
+    workers: int = 8  # threads running the pipeline for SMTP/LMTP deliveries
+    hostname: str = ""  # announced name; default: the machine's FQDN
+    tls_cert: str = ""  # enables STARTTLS
+    tls_key: str = ""
+    require_tls: bool = False
+    auth_users_file: str = ""  # "user:password" lines; enables AUTH PLAIN/LOGIN over TLS
+    allow_networks: tuple[str, ...] = ()  # empty: any client that can connect
+    timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class LmtpSettings:
+    listen: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    listen: str = "127.0.0.1:9025"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    shutdown_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    name: str = ""
+    host: str = ""
+    port: int = 0  # 0: 993 with tls, 143 otherwise
+    security: str = "tls"  # tls | starttls | none
+    user: str = ""
+    auth: str = "password"  # password | xoauth2
+    password: str = ""
+    oauth_token_url: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = ""
+    oauth_refresh_token: str = ""  # empty: client-credentials grant
+    oauth_scope: str = ""
+    ca_file: str = ""
+    folder: str = "INBOX"
+    department: str = ""  # department of this mailbox when no address matches
+    after: str = "seen"  # seen | move
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"  # empty: flag $MailgateQuarantined instead
+    poll_interval: float = 60.0
+    idle: bool = True
+    batch_size: int = 20
+    timeout: float = 30.0
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # or "json"
@@ -103,6 +163,11 @@ class Settings:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     log: LogSettings = field(default_factory=LogSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    lmtp: LmtpSettings = field(default_factory=LmtpSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    imap: tuple[ImapAccount, ...] = ()
     source: str = "(defaults)"
 
     @property
@@ -126,16 +191,15 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name != "source"}
+SECTIONS = {f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "imap")}
 CHOICES = {
     ("threading", "foreign_sender"): {"new_linked", "append"},
     ("log", "format"): {"text", "json"},
     ("log", "level"): {"DEBUG", "INFO", "WARNING", "ERROR"},
+    ("imap", "security"): {"tls", "starttls", "none"},
+    ("imap", "auth"): {"password", "xoauth2"},
+    ("imap", "after"): {"seen", "move"},
 }
-
-
-def _section_class(name: str) -> type:
-    return get_type_hints(Settings)[name]
 
 
 def _convert(key: str, value: Any, kind: Any, problems: list) -> Any:
@@ -180,27 +244,57 @@ def _read_secret(key: str, table: dict, name: str, env: dict, problems: list) ->
     return table.get(name)
 
 
-def _build_section(name: str, table: dict, env: dict, problems: list) -> Any:
-    cls = _section_class(name)
+def _build(cls: type, name: str, where: str, table: dict, env: dict, problems: list) -> Any:
+    """An instance of the dataclass `cls` from `table`; problems keyed by `where`.KEY."""
     hints = get_type_hints(cls)
     known = set(hints) | {f"{k}_env" for k in hints} | {f"{k}_file" for k in hints}
     for key in table:
         if key not in known:
-            problems.append((f"{name}.{key}", "unknown key"))
+            problems.append((f"{where}.{key}", "unknown key"))
     values = {}
     for key, kind in hints.items():
-        raw = _read_secret(f"{name}.{key}", table, key, env, problems)
+        raw = _read_secret(f"{where}.{key}", table, key, env, problems)
         if raw is None:
             continue
-        value = _convert(f"{name}.{key}", raw, kind, problems)
+        value = _convert(f"{where}.{key}", raw, kind, problems)
         if value is None:
             continue
         allowed = CHOICES.get((name, key))
         if allowed and value not in allowed:
-            problems.append((f"{name}.{key}", f"must be one of {sorted(allowed)}"))
+            problems.append((f"{where}.{key}", f"must be one of {sorted(allowed)}"))
             continue
         values[key] = value
     return cls(**values)
+
+
+def _build_imap(tables: Any, env: dict, problems: list) -> tuple[ImapAccount, ...]:
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.append(("imap", "must be an array of tables: [[imap]]"))
+        return ()
+    accounts, names = [], set()
+    for i, table in enumerate(tables):
+        where = f"imap[{i}]"
+        account = _build(ImapAccount, "imap", where, table, env, problems)
+        if not account.name or not account.host or not account.user:
+            problems.append((where, "name, host and user are required"))
+        if account.name in names:
+            problems.append((f"{where}.name", f"duplicate account name {account.name!r}"))
+        names.add(account.name)
+        if account.auth == "password" and not account.password:
+            problems.append((f"{where}.password", "required (password_env / password_file)"))
+        if account.auth == "xoauth2" and not (account.oauth_token_url and account.oauth_client_id):
+            problems.append((f"{where}.oauth_token_url",
+                             "xoauth2 needs oauth_token_url and oauth_client_id"))
+        accounts.append(account)
+    return tuple(accounts)
+
+
+def _split_hostport(value: str) -> tuple[str, int] | None:
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 def _check_values(settings: Settings, problems: list) -> None:
@@ -212,6 +306,25 @@ def _check_values(settings: Settings, problems: list) -> None:
     prefix = settings.threading.prefix
     if not prefix.isalnum() or not prefix.isascii():
         problems.append(("threading.prefix", "must be ASCII letters and digits"))
+    addresses = [("smtp.listen", a) for a in settings.smtp.listen]
+    addresses += [("lmtp.listen", a) for a in settings.lmtp.listen] + [("http.listen",
+                                                                         settings.http.listen)]
+    for key, value in addresses:
+        if _split_hostport(value) is None:
+            problems.append((key, f"not host:port: {value!r}"))
+    if bool(settings.smtp.tls_cert) != bool(settings.smtp.tls_key):
+        problems.append(("smtp.tls_cert", "tls_cert and tls_key go together"))
+    for key in ("tls_cert", "tls_key", "auth_users_file"):
+        path = getattr(settings.smtp, key)
+        if path and not Path(path).is_file():
+            problems.append((f"smtp.{key}", f"no such file: {path}"))
+    if settings.smtp.auth_users_file and not settings.smtp.tls_cert:
+        problems.append(("smtp.auth_users_file", "AUTH needs STARTTLS (tls_cert, tls_key)"))
+    for net in settings.smtp.allow_networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            problems.append(("smtp.allow_networks", f"not a network: {net!r}"))
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:
@@ -227,14 +340,17 @@ def load_settings(path: str | os.PathLike | None = None, env: dict | None = None
             raise ConfigError([("(file)", f"cannot read {path}: {exc.strerror}")]) from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([("(file)", f"{path}: {exc}")]) from exc
-    sections = {}
+    sections: dict[str, Any] = {}
     for name, table in data.items():
-        if name not in SECTIONS:
+        if name == "imap":
+            sections["imap"] = _build_imap(table, env, problems)
+        elif name not in SECTIONS:
             problems.append((name, "unknown section"))
         elif not isinstance(table, dict):
             problems.append((name, "must be a table"))
         else:
-            sections[name] = _build_section(name, table, env, problems)
+            cls = get_type_hints(Settings)[name]
+            sections[name] = _build(cls, name, name, table, env, problems)
     settings = Settings(**sections, source=str(path) if path else "(defaults)")
     _check_values(settings, problems)
     if problems:

@@ -254,4 +254,15 @@ class Quarantine(Base):
     resolution: Mapped[str | None] = mapped_column(String(200))
 
 
+class ImapState(Base):
+    """Where the poller of one IMAP account stands: the folder's UIDVALIDITY and last UID done."""
+
+    __tablename__ = "imap_state"
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 Index("ix_tickets_requester_status", Ticket.requester_id, Ticket.status)

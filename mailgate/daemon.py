@@ -1,0 +1,207 @@
+"""`mailgate run`: SMTP/LMTP listeners, IMAP pollers, the scheduler and the health endpoint.
+
+One asyncio loop serves the SMTP/LMTP and HTTP sockets; the pipeline runs in a
+bounded thread pool; IMAP polls and scheduled jobs run in APScheduler's threads
+(and one IDLE watcher thread per account). SIGTERM/SIGINT stop accepting, let
+messages in flight finish (bounded by `[daemon] shutdown_timeout`) and exit;
+SIGHUP re-reads the configuration file and applies what can change live
+(IMAP accounts, limits, threading and routing policy, log level).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .config import ConfigError, Settings, _split_hostport, load_settings
+from .gateway import Gateway
+from .inbound.imap import MailboxPoller
+from .inbound.intake import Intake
+from .inbound.smtp import Handler, protocol_factory
+from .logs import setup_logging
+from .metrics import Metrics
+
+log = logging.getLogger("mailgate.daemon")
+
+
+class Daemon:
+    def __init__(self, settings: Settings, config_path: str | None = None,
+                 gateway: Gateway | None = None):
+        self.settings = settings
+        self.config_path = config_path
+        self.metrics = Metrics()
+        self.gw = gateway or Gateway(settings)
+        self.intake = Intake(self.gw, self.metrics)
+        self.executor = ThreadPoolExecutor(settings.smtp.workers, thread_name_prefix="deliver")
+        self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self.smtp_handler = Handler(self.intake, self.executor, settings, "ESMTP")
+        self.lmtp_handler = Handler(self.intake, self.executor, settings, "LMTP")
+        self.pollers: dict[str, tuple[MailboxPoller, threading.Thread | None]] = {}
+        self.servers: list[asyncio.base_events.Server] = []
+        self.sessions: weakref.WeakSet = weakref.WeakSet()
+        self.addresses: dict[str, list[tuple[str, int]]] = {"smtp": [], "lmtp": [], "http": []}
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- start ----------------------------------------------------------------
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await self._loop.run_in_executor(self.executor, self.gw.db.ensure_schema)
+        for kind, handler, listen in (("smtp", self.smtp_handler, self.settings.smtp.listen),
+                                      ("lmtp", self.lmtp_handler, self.settings.lmtp.listen)):
+            factory = protocol_factory(handler, self.settings, lmtp=kind == "lmtp")
+            for address in listen:
+                await self._listen(kind, address, self._tracked(factory))
+        await self._listen_http(self.settings.http.listen)
+        self.scheduler.start()
+        self.configure_pollers(self.settings.imap)
+        log.info("started", extra={"fields": {
+            "smtp": _fmt(self.addresses["smtp"]), "lmtp": _fmt(self.addresses["lmtp"]),
+            "http": _fmt(self.addresses["http"]), "imap": ",".join(self.pollers) or None,
+            "database": self.gw.db.engine.url.render_as_string(hide_password=True)}})
+
+    def _tracked(self, factory):
+        def make():
+            protocol = factory()
+            self.sessions.add(protocol)
+            return protocol
+        return make
+
+    async def _listen(self, kind: str, address: str, factory) -> None:
+        host, port = _split_hostport(address)
+        server = await self._loop.create_server(factory, host, port)
+        self.servers.append(server)
+        self.addresses[kind].extend(s.getsockname()[:2] for s in server.sockets)
+
+    async def _listen_http(self, address: str) -> None:
+        host, port = _split_hostport(address)
+        server = await asyncio.start_server(self._http, host, port)
+        self.servers.append(server)
+        self.addresses["http"].extend(s.getsockname()[:2] for s in server.sockets)
+
+    # -- IMAP -----------------------------------------------------------------
+    def configure_pollers(self, accounts) -> None:
+        """Start, replace or stop pollers so that they match `accounts`."""
+        wanted = {a.name: a for a in accounts}
+        for name in list(self.pollers):
+            if name not in wanted or wanted[name] != self.pollers[name][0].account:
+                self._stop_poller(name)
+        for name, account in wanted.items():
+            if name in self.pollers:
+                continue
+            poller = MailboxPoller(account, self.intake, self.gw.db, self.metrics)
+            self.scheduler.add_job(poller.poll, "interval", seconds=account.poll_interval,
+                                   id=f"imap:{name}",
+                                   next_run_time=dt.datetime.now(dt.timezone.utc))
+            thread = None
+            if account.idle:
+                thread = threading.Thread(target=poller.watch, daemon=True, name=f"idle:{name}")
+                thread.start()
+            self.pollers[name] = (poller, thread)
+
+    def _stop_poller(self, name: str, timeout: float = 10.0) -> None:
+        poller, thread = self.pollers.pop(name)
+        poller.stopped.set()
+        try:
+            self.scheduler.remove_job(f"imap:{name}")
+        except Exception:  # already gone (scheduler shut down)
+            pass
+        if thread is not None:
+            thread.join(timeout)
+        poller.close(timeout)  # after the message in hand
+
+    # -- HTTP -----------------------------------------------------------------
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1").split()
+            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
+                pass
+            path = request[1] if len(request) >= 2 else ""
+            if path == "/healthz":
+                ok = await self._loop.run_in_executor(self.executor, self.gw.db.ping)
+                status, body, kind = ((200, b"ok\n", "text/plain") if ok else
+                                      (503, b"database unreachable\n", "text/plain"))
+            elif path == "/metrics":
+                status, body = 200, self.metrics.render()
+                kind = "text/plain; version=0.0.4; charset=utf-8"
+            else:
+                status, body, kind = 404, b"not found\n", "text/plain"
+            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + body)
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, IndexError):
+            pass
+        finally:
+            writer.close()
+
+    # -- reload and stop ------------------------------------------------------
+    def reload(self) -> None:
+        try:
+            settings = load_settings(self.config_path)
+        except ConfigError as error:
+            log.error("reload refused, configuration has problems: %s", error)
+            return
+        self.settings = settings
+        self.gw.settings = settings
+        for handler in (self.smtp_handler, self.lmtp_handler):
+            handler.settings = settings
+        setup_logging(settings.log)
+        self.configure_pollers(settings.imap)
+        log.info("configuration reloaded", extra={"fields": {"source": settings.source}})
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        timeout = self.settings.daemon.shutdown_timeout
+        log.info("stopping: no new connections; finishing messages in flight")
+        for server in self.servers:
+            server.close()
+        deadline = self._loop.time() + timeout
+        while self._in_flight() and self._loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in list(self.sessions):
+            transport = getattr(protocol, "transport", None)
+            if transport is not None:
+                transport.close()
+        await self._loop.run_in_executor(None, self._stop_background)
+        self.gw.close()
+        log.info("stopped")
+
+    def _in_flight(self) -> int:
+        return self.smtp_handler.in_flight + self.lmtp_handler.in_flight
+
+    def _stop_background(self) -> None:
+        for name in list(self.pollers):
+            self._stop_poller(name)
+        self.scheduler.shutdown(wait=True)
+        self.executor.shutdown(wait=True)
+
+    async def serve(self) -> None:
+        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        await self.start()
+        self._loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        self._loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        self._loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            await self.wait()
+        finally:
+            await self.shutdown()
+
+
+def _fmt(addresses) -> str | None:
+    return ",".join(f"{h}:{p}" for h, p in addresses) or None

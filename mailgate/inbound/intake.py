@@ -1,0 +1,36 @@
+"""What every transport calls: the pipeline, one log line per message, metrics."""
+from __future__ import annotations
+
+import logging
+
+from ..errors import TemporaryFailure
+from ..gateway import Gateway
+from ..metrics import Metrics
+from ..pipeline import Envelope, Result, ingest
+
+log = logging.getLogger("mailgate.inbound")
+
+
+class Intake:
+    def __init__(self, gw: Gateway, metrics: Metrics):
+        self.gw = gw
+        self.metrics = metrics
+
+    def __call__(self, raw: bytes, envelope: Envelope, label: str = "") -> Result:
+        try:
+            result = ingest(self.gw, raw, envelope)
+        except TemporaryFailure as error:
+            self.metrics.temporary.labels(envelope.source).inc()
+            log.warning("temporary failure, sender will retry", extra={"fields": {
+                "source": envelope.source, "label": label, "error": str(error)}})
+            raise
+        self.metrics.messages.labels(envelope.source, result.outcome).inc()
+        self.metrics.latency.labels(envelope.source).observe(result.seconds)
+        if result.outcome == "new":
+            self.metrics.tickets.inc()
+        log.info("%s %s", result.outcome, f"#{result.ticket}" if result.ticket else "-",
+                 extra={"fields": {
+                     "source": envelope.source, "label": label, "inbound": result.inbound_id,
+                     "ticket": result.ticket, "outcome": result.outcome,
+                     "seconds": round(result.seconds, 4), "reason": result.reason or None}})
+        return result
