@@ -230,9 +230,12 @@ class MailboxPoller:
             state.updated_at = utcnow()
 
     # -- IDLE -----------------------------------------------------------------
-    def watch(self, stop: threading.Event, check_every: float = 5.0,
-              renew_after: float = 25 * 60) -> None:
-        """IDLE on a second connection and poll as soon as the server reports new mail."""
+    def watch(self, check_every: float = 5.0, renew_after: float = 25 * 60) -> None:
+        """IDLE on a second connection and poll as soon as the server reports new mail.
+
+        Runs until `stopped` is set (checked every `check_every` seconds).
+        """
+        stop = self.stopped
         failures = 0
         while not stop.is_set():
             client = None
