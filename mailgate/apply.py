@@ -15,7 +15,7 @@ from .config import Settings
 from .headers import normalize_address
 from .inbound.attachments import screen
 from .inbound.parse import ParsedMessage
-from .models import Attachment, Contact, Message, Ticket
+from .models import Attachment, Contact, Inbound, Message, Ticket
 from .storage import Storage
 from .threading.resolve import Decision
 
@@ -40,10 +40,10 @@ def requester_address(msg: ParsedMessage, noreply: bool) -> str | None:
 
 
 def store_message(session: Session, storage: Storage, settings: Settings, ticket: Ticket,
-                  msg: ParsedMessage, author: Contact | None, kind: str, inbound_id: int | None,
+                  msg: ParsedMessage, author: Contact | None, kind: str, inbound: Inbound | None,
                   automatic: bool, now: dt.datetime) -> tuple[Message, list[tuple[str, str]]]:
     message = Message(
-        ticket=ticket, inbound_id=inbound_id, direction="in", kind=kind,
+        ticket=ticket, inbound=inbound, direction="in", kind=kind,
         author_email=author.email if author else (msg.from_addr or ""),
         author_name=msg.from_name, message_id=msg.message_id,
         in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
@@ -57,7 +57,6 @@ def store_message(session: Session, storage: Storage, settings: Settings, ticket
             filename=att.filename, stored_name=storage.attachments.relative_path(digest),
             content_type=att.content_type, sniffed_type=att.sniffed_type, size=att.size,
             sha256=digest, content_id=att.content_id, inline=att.inline))
-    session.flush()
     notes = []
     for att, reason in refused:
         notes.append((att.filename, reason))
@@ -75,20 +74,18 @@ def _add_cc_participants(session: Session, ticket: Ticket, msg: ParsedMessage,
 
 
 def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMessage,
-          decision: Decision, department_key: str | None, sender: str, automatic: bool,
-          own_addresses: set[str], inbound_id: int | None, now: dt.datetime) -> Applied:
+          decision: Decision, department_id: int | None, sender: str, automatic: bool,
+          own_addresses: set[str], inbound: Inbound | None, now: dt.datetime) -> Applied:
     """Create or continue a ticket according to `decision`."""
     contact = tickets.contact_for(session, sender, msg.from_name if sender == msg.from_addr
                                   else "")
     status_change = None
     if decision.action in ("new", "new_linked"):
         linked = session.get(Ticket, decision.ticket.id) if decision.ticket else None
-        if department_key is None:
-            department = linked.department
-        else:
-            department = tickets.department_by_key(session, department_key)
-        ticket = tickets.create_ticket(session, department, contact, msg.subject or "(no subject)",
-                                       linked=linked, now=now)
+        if department_id is None:
+            department_id = linked.department_id
+        ticket = tickets.create_ticket(session, department_id, contact,
+                                       msg.subject or "(no subject)", linked=linked, now=now)
         _add_cc_participants(session, ticket, msg, own_addresses, sender)
         created = True
     else:
@@ -101,5 +98,5 @@ def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMes
             status_change = (old, target)
         ticket.updated_at = now
     message, refused = store_message(session, storage, settings, ticket, msg, contact,
-                                     "customer_reply", inbound_id, automatic, now)
+                                     "customer_reply", inbound, automatic, now)
     return Applied(ticket, message, created, refused, status_change)

@@ -116,6 +116,7 @@ class HttpSettings:
 @dataclass(frozen=True)
 class DaemonSettings:
     shutdown_timeout: float = 30.0
+    delivery_workers: int = 0  # processes running the pipeline; 0: two per CPU
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import weakref
@@ -21,6 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import ConfigError, Settings, _split_hostport, load_settings
 from .gateway import Gateway
+from .inbound.delivery import DeliveryPool
 from .inbound.imap import MailboxPoller
 from .inbound.intake import Intake
 from .inbound.smtp import Handler, protocol_factory
@@ -36,8 +38,10 @@ class Daemon:
         self.settings = settings
         self.config_path = config_path
         self.metrics = Metrics()
-        self.gw = gateway or Gateway(settings)
-        self.intake = Intake(self.gw, self.metrics)
+        self.gw = gateway or Gateway(settings.replace(limits={"parse_workers": 0}))
+        self.delivery = DeliveryPool(self.gw, settings.daemon.delivery_workers
+                                     or 2 * (os.cpu_count() or 1))
+        self.intake = Intake(self.gw, self.metrics, self.delivery.ingest)
         self.executor = ThreadPoolExecutor(settings.smtp.workers, thread_name_prefix="deliver")
         self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -155,6 +159,10 @@ class Daemon:
         self.gw.settings = settings
         for handler in (self.smtp_handler, self.lmtp_handler):
             handler.settings = settings
+        old, self.delivery = self.delivery, DeliveryPool(
+            self.gw, settings.daemon.delivery_workers or 2 * (os.cpu_count() or 1))
+        self.intake.deliver = self.delivery.ingest
+        old.close(wait=self.settings.daemon.shutdown_timeout)  # after their message in hand
         setup_logging(settings.log)
         self.configure_pollers(settings.imap)
         log.info("configuration reloaded", extra={"fields": {"source": settings.source}})
@@ -190,6 +198,7 @@ class Daemon:
             self._stop_poller(name)
         self.scheduler.shutdown(wait=True)
         self.executor.shutdown(wait=True)
+        self.delivery.close()
 
     async def serve(self) -> None:
         """Run until SIGTERM/SIGINT; SIGHUP reloads."""

@@ -55,8 +55,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                         pool_pre_ping=True, pool_recycle=1800)
+    # No pre-ping (a round trip per transaction): a connection that died with a
+    # database restart fails its unit of work as a TemporaryFailure, the pool
+    # discards it, and the caller's retry gets a fresh one.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
 
 
 def is_temporary(error: BaseException) -> bool:

@@ -24,3 +24,6 @@ class MessageRejected(MailgateError):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+
+    def __reduce__(self):  # keep `kind` when crossing a process boundary
+        return (MessageRejected, (self.reason, self.kind))

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .threading.token import ticket_number
+
 STATUSES = ("new", "open", "in_progress", "answered", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 MESSAGE_KINDS = ("customer_reply", "agent_reply", "internal_note", "system")
@@ -123,7 +125,6 @@ class Contact(Base):
 class Ticket(Base):
     __tablename__ = "tickets"
     id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[str | None] = mapped_column(String(20), unique=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
     requester_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
@@ -143,8 +144,14 @@ class Ticket(Base):
     assignee: Mapped[Agent | None] = relationship()
     messages: Mapped[list[Message]] = relationship(back_populates="ticket",
                                                    order_by="Message.id")
-    events: Mapped[list[TicketEvent]] = relationship(order_by="TicketEvent.id")
+    events: Mapped[list[TicketEvent]] = relationship(back_populates="ticket",
+                                                     order_by="TicketEvent.id")
     participants: Mapped[list[Participant]] = relationship(back_populates="ticket")
+
+    @property
+    def number(self) -> str:
+        """The public number: derived from the id, with a check digit (threading/token.py)."""
+        return ticket_number(self.id)
 
 
 class Participant(Base):
@@ -180,6 +187,7 @@ class Message(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    inbound: Mapped[Inbound | None] = relationship()
     attachments: Mapped[list[Attachment]] = relationship(back_populates="message",
                                                          order_by="Attachment.id")
 
@@ -213,6 +221,7 @@ class TicketEvent(Base):
     new_value: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
 
 
 class Inbound(Base):
@@ -233,6 +242,7 @@ class Inbound(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     trace: Mapped[list] = mapped_column(JSON, default=list)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ticket: Mapped[Ticket | None] = relationship()
 
 
 class Quarantine(Base):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from sqlalchemy import exc, select
 from sqlalchemy.orm import Session
@@ -66,7 +67,10 @@ def dedup_key(msg: ParsedMessage, raw: bytes) -> str:
     return "c:" + sha256_hex(basis.encode("utf-8", "replace") + b"\0" + body)
 
 
-def ingest(gw: Gateway, raw: bytes, envelope: Envelope) -> Result:
+def ingest(gw: Gateway, raw: bytes, envelope: Envelope,
+           on_parsed: Callable[[], None] | None = None) -> Result:
+    """The whole path for one message. `on_parsed` is told when parsing is done
+    (a bounded worker reports it, so that its overseer knows what a stall was)."""
     started = time.monotonic()
     digest = sha256_hex(raw)
     try:
@@ -74,6 +78,8 @@ def ingest(gw: Gateway, raw: bytes, envelope: Envelope) -> Result:
             gw.storage.raw.put(raw, digest)
         precheck(raw, gw.settings.limits)
         parsed = gw.parser.parse(raw)
+        if on_parsed is not None:
+            on_parsed()
         result = _process_with_retry(gw, parsed, raw, digest, envelope)
     except TemporaryFailure:
         raise
@@ -106,6 +112,8 @@ def _process_with_retry(gw: Gateway, parsed: ParsedMessage, raw: bytes, digest: 
 
 def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, digest: str,
             envelope: Envelope) -> Result:
+    """Dedup, guard, route, thread and apply one parsed message inside `session`."""
+    session.autoflush = False  # one flush at the end: the rows go out in a few statements
     settings = gw.settings
     now = gw.now()
     trace: list[str] = []
@@ -116,7 +124,7 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
 
     def finish(outcome: str, ticket=None, reason: str = "") -> Result:
         record.outcome = outcome
-        record.ticket_id = ticket.id if ticket is not None else None
+        record.ticket = ticket
         record.trace = list(trace)
         session.flush()
         return Result(outcome, ticket.number if ticket is not None else None, record.id,
@@ -131,12 +139,15 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
         ticket = session.get(tickets.Ticket, earlier.ticket_id) if earlier.ticket_id else None
         return finish("duplicate", ticket)
     record.dedup_key = key
-    session.flush()
 
     # guard
+    cands = route.candidates(msg, list(envelope.rcpt_to))
+    lookups = route.lookup_keys(cands)
+    if msg.from_addr:
+        lookups |= route.lookup_keys([(msg.from_addr, "from")])
+    known = tickets.directory(session, lookups)
     own = set(settings.gateway.own_addresses)
-    from_is_own = tickets.is_own_address(session, msg.from_addr, settings.gateway.own_addresses)
-    if from_is_own and msg.from_addr:
+    if known.is_own(msg.from_addr, settings.gateway.own_addresses):
         own.add(msg.from_addr)
     verdict = guard.judge(msg, envelope.mail_from, own, settings.gateway.instance,
                           settings.limits.max_received)
@@ -152,15 +163,16 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
         raise MessageRejected("no usable From address", "unusable")
 
     # route
-    cands = route.candidates(msg, list(envelope.rcpt_to))
-    mapping = tickets.address_map(session, route.lookup_keys(cands))
-    routed = route.route(cands, mapping, settings.routing.catch_all, envelope.mailbox_default)
+    routed = route.route(cands, known.routes, settings.routing.catch_all,
+                         envelope.mailbox_default)
+    if routed and routed.department not in known.department_ids:
+        raise MessageRejected(f"department {routed.department!r} does not exist", "route")
     trace.append(f"route: {routed.address or '-'} ({routed.via}) -> {routed.department}"
                  + (f", +tag {routed.tag}" if routed.tag else "") if routed
                  else f"route: none of {[a for a, _ in cands]} is a department address")
 
     # thread
-    decision = thread(session, msg, sender, settings, now, trace)
+    decision = thread(session, msg, sender, settings, known.prefixes, now, trace)
     trace.append(f"thread: {decision.action} — {decision.reason}")
 
     if decision.action in ("new", "new_linked") and not verdict.may_open_ticket:
@@ -170,20 +182,19 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
 
     # apply
     applied = apply(session, gw.storage, settings, msg, decision,
-                    routed.department if routed else None, sender,
+                    known.department_ids[routed.department] if routed else None, sender,
                     automatic=not verdict.may_open_ticket,
-                    own_addresses=own | set(mapping), inbound_id=record.id, now=now)
+                    own_addresses=own | set(known.routes), inbound=record, now=now)
     for name, reason in applied.refused:
         trace.append(f"attachment refused: {name}: {reason}")
     return finish("new" if applied.created else "appended", applied.ticket)
 
 
-def thread(session: Session, msg: ParsedMessage, sender: str, settings, now, trace
+def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes, now, trace
            ) -> resolve.Decision:
     """Look up the tickets the token and the headers point at, then decide."""
     token_ticket = None
-    for number, valid in find_tokens(msg.subject, tickets.token_prefixes(
-            session, settings.threading.prefix)):
+    for number, valid in find_tokens(msg.subject, {settings.threading.prefix, *prefixes}):
         if not valid:
             trace.append(f"thread: token #{number} has a wrong check digit; ignored")
             continue
@@ -192,10 +203,10 @@ def thread(session: Session, msg: ParsedMessage, sender: str, settings, now, tra
             break
         trace.append(f"thread: token #{number} names no ticket; ignored")
     header_ticket, rule = None, ""
-    if msg.in_reply_to:
+    if token_ticket is None and msg.in_reply_to:
         header_ticket, _ = tickets.ticket_by_message_ids(session, msg.in_reply_to)
         rule = "In-Reply-To"
-    if header_ticket is None and msg.references:
+    if token_ticket is None and header_ticket is None and msg.references:
         header_ticket, _ = tickets.ticket_by_message_ids(session, msg.references)
         rule = "References"
     return resolve.decide(tickets.view(session, token_ticket),

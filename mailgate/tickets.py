@@ -6,6 +6,7 @@ commands, so that a status change is recorded the same way whoever makes it.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -23,7 +24,7 @@ from .models import (
     utcnow,
 )
 from .threading.resolve import TicketView
-from .threading.token import format_token, ticket_number
+from .threading.token import FIRST_SEQUENCE, format_token, is_valid_number
 
 
 class NotFound(LookupError):
@@ -49,6 +50,32 @@ def address_map(session: Session, addresses: set[str]) -> dict[str, str]:
     return dict(rows.all())
 
 
+@dataclass(frozen=True)
+class Directory:
+    """What routing and threading need to know about departments, read in one query."""
+
+    routes: dict[str, str]  # address -> department key, for the addresses asked about
+    department_ids: dict[str, int]  # key -> id, every department
+    prefixes: frozenset[str]  # token prefixes of every department
+
+    def is_own(self, address: str | None, configured: tuple[str, ...]) -> bool:
+        if not address:
+            return False
+        base = split_plus(address)[0]
+        return bool({address, base} & (set(configured) | set(self.routes)))
+
+
+def directory(session: Session, addresses: set[str]) -> Directory:
+    wanted = sorted(addresses) or [""]
+    rows = session.execute(
+        select(Department.id, Department.key, Department.prefix, Address.address)
+        .outerjoin(Address, (Address.department_id == Department.id)
+                   & Address.address.in_(wanted))).all()
+    return Directory(routes={r.address: r.key for r in rows if r.address},
+                     department_ids={r.key: r.id for r in rows},
+                     prefixes=frozenset(r.prefix for r in rows if r.prefix))
+
+
 def is_own_address(session: Session, address: str | None, configured: tuple[str, ...]) -> bool:
     if not address:
         return False
@@ -64,27 +91,32 @@ def token_prefixes(session: Session, default_prefix: str) -> set[str]:
     return prefixes
 
 
-def ticket_by_number(session: Session, number: str) -> Ticket | None:
-    return session.scalar(select(Ticket).where(Ticket.number == number))
+def ticket_by_number(session: Session, number: str, options=()) -> Ticket | None:
+    if not is_valid_number(number) or int(number[:-1]) <= FIRST_SEQUENCE:
+        return None
+    return session.get(Ticket, int(number[:-1]) - FIRST_SEQUENCE, options=options)
 
 
 def get_ticket(session: Session, number: str) -> Ticket:
-    ticket = session.scalar(
-        select(Ticket).where(Ticket.number == number).options(
-            selectinload(Ticket.messages).selectinload(Message.attachments),
-            selectinload(Ticket.events)))
+    """The ticket with its messages, attachments and events loaded; NotFound if none."""
+    ticket = ticket_by_number(session, number, options=[
+        selectinload(Ticket.messages).selectinload(Message.attachments),
+        selectinload(Ticket.events), selectinload(Ticket.department),
+        selectinload(Ticket.requester)])
     if ticket is None:
         raise NotFound(f"no ticket {number}")
     return ticket
 
 
 def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | None, str]:
-    """The ticket holding one of `ids` (most recent reference first) and which one."""
+    """The ticket holding one of `ids` (the most recent reference wins) and which id it was."""
+    if not ids:
+        return None, ""
+    found = dict(session.execute(select(Message.message_id, Message.ticket_id)
+                                 .where(Message.message_id.in_(ids))).all())
     for mid in reversed(ids):
-        ticket_id = session.scalar(
-            select(Message.ticket_id).where(Message.message_id == mid).limit(1))
-        if ticket_id is not None:
-            return session.get(Ticket, ticket_id), mid
+        if mid in found:
+            return session.get(Ticket, found[mid]), mid
     return None, ""
 
 
@@ -114,51 +146,53 @@ def agent_by_email(session: Session, email: str | None) -> Agent | None:
 # -- changes ------------------------------------------------------------------
 
 def contact_for(session: Session, email: str, name: str = "") -> Contact:
+    """The contact with `email`, added (not yet flushed) when new."""
     contact = session.scalar(select(Contact).where(Contact.email == email))
     if contact is None:
-        contact = Contact(email=email, name=name)
+        contact = Contact(email=email, name=name, created_at=utcnow())
         session.add(contact)
-        session.flush()
     elif name and not contact.name:
         contact.name = name
     return contact
 
 
 def add_participant(session: Session, ticket: Ticket, contact: Contact, role: str) -> bool:
-    exists = session.scalar(select(Participant.id).where(
-        Participant.ticket_id == ticket.id, Participant.contact_id == contact.id))
-    if exists:
+    """Add `contact` to the ticket's participants; False if already there."""
+    if ticket.id is None or contact.id is None:  # not stored yet: look at what is pending
+        if any(p.contact is contact for p in ticket.participants):
+            return False
+    elif session.scalar(select(Participant.id).where(Participant.ticket_id == ticket.id,
+                                                     Participant.contact_id == contact.id)):
         return False
-    session.add(Participant(ticket_id=ticket.id, contact_id=contact.id, role=role))
+    session.add(Participant(ticket=ticket, contact=contact, role=role))
     return True
 
 
 def record_event(session: Session, ticket: Ticket, kind: str, actor: str = "",
                  old: str | None = None, new: str | None = None,
                  detail: str | None = None) -> TicketEvent:
-    event = TicketEvent(ticket_id=ticket.id, kind=kind, actor=actor, old_value=old,
+    event = TicketEvent(ticket=ticket, kind=kind, actor=actor, old_value=old,
                         new_value=new, detail=detail, created_at=utcnow())
     session.add(event)
     return event
 
 
-def create_ticket(session: Session, department: Department, requester: Contact, subject: str,
+def create_ticket(session: Session, department_id: int, requester: Contact, subject: str,
                   linked: Ticket | None = None, now: dt.datetime | None = None) -> Ticket:
+    """A new ticket (its number is known once the session flushes)."""
     now = now or utcnow()
-    ticket = Ticket(department=department, requester=requester, subject=subject,
+    ticket = Ticket(department_id=department_id, requester=requester, subject=subject,
                     status="new", priority="normal", created_at=now, updated_at=now,
                     linked_ticket_id=linked.id if linked else None)
     session.add(ticket)
-    session.flush()
-    ticket.number = ticket_number(ticket.id)
     add_participant(session, ticket, requester, "requester")
     record_event(session, ticket, "created", requester.email, new="new")
     if linked is not None:
+        session.flush()  # the linking events name the new number
         record_event(session, ticket, "linked", requester.email, new=linked.number,
                      detail=f"follows up #{linked.number}")
         record_event(session, linked, "linked", requester.email, new=ticket.number,
                      detail=f"continued in #{ticket.number}")
-    session.flush()
     return ticket
 
 

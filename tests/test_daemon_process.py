@@ -21,7 +21,8 @@ from tests.servers.dovecot import dovecot_server  # noqa: F401  (fixture)
 def write_config(path, db_url, storage, extra: str = "") -> None:
     path.write_text(f'[database]\nurl = "{db_url}"\n[storage]\ndir = "{storage}"\n'
                     'fsync = false\n[smtp]\nlisten = ["127.0.0.1:0"]\n'
-                    '[http]\nlisten = "127.0.0.1:0"\n[daemon]\nshutdown_timeout = 20\n' + extra)
+                    '[http]\nlisten = "127.0.0.1:0"\n[daemon]\nshutdown_timeout = 20\n'
+                    'delivery_workers = 2\n' + extra)
 
 
 def setup_support(db_url) -> Database:
@@ -102,7 +103,7 @@ def test_out_of_date_schema_refuses_to_start(tmp_path):
     database = Database(f"sqlite:///{db}")
     database.upgrade()
     with database.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
     database.dispose()
     config = tmp_path / "mailgate.toml"
     write_config(config, f"sqlite:///{db}", tmp_path / "var")

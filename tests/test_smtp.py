@@ -17,7 +17,8 @@ from tests.servers.daemon import DaemonThread
 @pytest.fixture
 def daemon_settings(settings):
     return settings.replace(smtp={"listen": ("127.0.0.1:0",), "max_message_size": 200_000},
-                            lmtp={"listen": ("127.0.0.1:0",)}, http={"listen": "127.0.0.1:0"})
+                            lmtp={"listen": ("127.0.0.1:0",)}, http={"listen": "127.0.0.1:0"},
+                            daemon={"delivery_workers": 2})
 
 
 @pytest.fixture
@@ -176,10 +177,14 @@ def test_database_outage_answers_451_and_the_resend_lands_once(pg_url, tmp_path,
                 code, _ = client.data(raw)
                 assert code == 451
                 client.rset()
-                # while it is down, RCPT (which looks up the address) is answered 451 too
-                with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+                # while it is down, a new delivery gets 451 too (at RCPT when the address
+                # is not in the listener's cache of routed addresses, else at DATA)
+                with pytest.raises((smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError)) as info:
                     client.sendmail("c@x.org", ["support@example.com"], raw)
-                assert info.value.recipients["support@example.com"][0] == 451
+                error = info.value
+                code = (error.recipients["support@example.com"][0]
+                        if isinstance(error, smtplib.SMTPRecipientsRefused) else error.smtp_code)
+                assert code == 451
             proxy.restore()
             with smtplib.SMTP("127.0.0.1", daemon.port(), timeout=30) as client:
                 assert client.sendmail("c@x.org", ["support@example.com"], raw) == {}

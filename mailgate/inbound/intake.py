@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from ..errors import TemporaryFailure
 from ..gateway import Gateway
@@ -12,13 +13,17 @@ log = logging.getLogger("mailgate.inbound")
 
 
 class Intake:
-    def __init__(self, gw: Gateway, metrics: Metrics):
+    """`deliver` runs the pipeline: in-process by default, a DeliveryPool in the daemon."""
+
+    def __init__(self, gw: Gateway, metrics: Metrics,
+                 deliver: Callable[[bytes, Envelope], Result] | None = None):
         self.gw = gw
         self.metrics = metrics
+        self.deliver = deliver or (lambda raw, envelope: ingest(gw, raw, envelope))
 
     def __call__(self, raw: bytes, envelope: Envelope, label: str = "") -> Result:
         try:
-            result = ingest(self.gw, raw, envelope)
+            result = self.deliver(raw, envelope)
         except TemporaryFailure as error:
             self.metrics.temporary.labels(envelope.source).inc()
             log.warning("temporary failure, sender will retry", extra={"fields": {

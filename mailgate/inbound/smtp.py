@@ -13,6 +13,7 @@ import email.utils
 import ipaddress
 import logging
 import ssl
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.lmtp import LMTP
@@ -27,6 +28,7 @@ from .intake import Intake
 
 log = logging.getLogger("mailgate.smtp")
 TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
+ROUTED_TTL = 10.0
 
 
 def received_header(session, envelope, hostname: str, protocol: str, queue_id: str) -> bytes:
@@ -52,6 +54,7 @@ class Handler:
                          for n in settings.smtp.allow_networks]
         self.in_flight = 0
         self._counter = 0
+        self._routed: dict[str, float] = {}  # address -> when it was last found routed
 
     async def _in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -74,10 +77,19 @@ class Handler:
         return "250 2.1.0 OK"
 
     def _is_routed(self, address: str) -> bool:
+        """Does `address` route to a department? Positive answers are remembered for
+        ROUTED_TTL seconds; a refusal is always checked afresh, so a newly added
+        address is accepted at once (the pipeline checks routing again anyway)."""
         if self.settings.routing.catch_all:
             return True
+        now = time.monotonic()
+        if now - self._routed.get(address, -ROUTED_TTL) < ROUTED_TTL:
+            return True
         with self.intake.gw.db.unit_of_work() as session:
-            return bool(tickets.address_map(session, {address, split_plus(address)[0]}))
+            routed = bool(tickets.address_map(session, {address, split_plus(address)[0]}))
+        if routed:
+            self._routed[address] = now
+        return routed
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         normalized = normalize_address(address)

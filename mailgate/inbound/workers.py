@@ -1,9 +1,15 @@
-"""The full parse runs in worker processes with a time and a memory bound.
+"""Worker processes with a time and a memory bound.
 
 One hostile message can make Python's email parser spend seconds and gigabytes;
 in a worker with RLIMIT_AS it hits a MemoryError (or dies) instead of the
-daemon, and a parse that overruns its time is killed and the worker replaced.
-Both end as MessageRejected, which the pipeline turns into a quarantine entry.
+daemon, and a worker that overruns its time is killed and replaced.
+
+`WorkerPool` is the mechanism: long-lived processes, one request at a time each.
+A worker may report progress (stages) before its reply, and every stage has its
+own time limit, so the caller knows where a lost worker stopped. Two pools use it:
+- `ParserPool`: parse only (the command line and tests run the rest in-process);
+- `daemon.DeliveryPool`: the whole pipeline per message, so that the daemon's
+  work spreads over all cores instead of one interpreter lock.
 """
 from __future__ import annotations
 
@@ -13,52 +19,161 @@ import pickle
 import queue
 import resource
 import threading
+import time
+from typing import Any, Callable
 
 from ..errors import MessageRejected
 from .parse import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
+PROGRESS, REPLY = b"P", b"R"
 
 
-def _worker_main(conn, memory_limit: int, max_depth: int, max_parts: int) -> None:
-    logging.getLogger("mailparser").setLevel(logging.CRITICAL)
-    if memory_limit:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+class WorkerLost(Exception):
+    """The worker overran its time or died; `stage` is how far it had reported."""
+
+    def __init__(self, stage: int, reason: str):
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+
+
+def limit_memory(limit: int) -> None:
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def serve(conn, handle: Callable[[bytes, Callable[[], None]], Any]) -> None:
+    """A worker's loop: request bytes in, `handle(request, progress)`, pickled reply out."""
+    def progress() -> None:
+        conn.send_bytes(PROGRESS)
+
     while True:
         try:
-            raw = conn.recv_bytes()
+            request = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        reply = handle(request, progress)
         try:
-            reply = ("ok", parse_message(raw, max_depth, max_parts))
-        except MessageRejected as exc:
-            reply = ("rejected", exc.reason, exc.kind)
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except MemoryError:
-            reply = ("rejected", "parsing needed more memory than the limit allows", "limit")
-        except RecursionError:
-            reply = ("rejected", "MIME nesting too deep to parse", "limit")
-        except Exception as exc:  # the parser's bug, reported with the message kept
-            reply = ("rejected", f"parser failed: {exc.__class__.__name__}: {exc}"[:500],
-                     "parse")
-        try:
-            conn.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
-        except MemoryError:
-            conn.send_bytes(pickle.dumps(
-                ("rejected", "parsed message too large to hand back", "limit")))
+            data = pickle.dumps(MessageRejected("reply too large to hand back", "limit"))
+        conn.send_bytes(REPLY + data)
 
 
 class _Worker:
-    def __init__(self, ctx, args):
+    def __init__(self, ctx, target, args):
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, *args), daemon=True)
+        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
         self.process.start()
         child.close()
 
-    def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
+    def stop(self) -> None:
+        self.process.kill()
         self.conn.close()
         self.process.join(timeout=5)
+
+
+class WorkerPool:
+    """`call(request, timeouts)` in one of `size` processes running `target(conn, *args)`."""
+
+    def __init__(self, size: int, target: Callable, args: tuple = ()):
+        self.size = size
+        self._target, self._args = target, args
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._closed = False
+
+    def _acquire(self) -> _Worker:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if len(self._workers) < self.size:
+                worker = _Worker(self._ctx, self._target, self._args)
+                self._workers.append(worker)
+                return worker
+        return self._idle.get()
+
+    def _replace(self, worker: _Worker) -> None:
+        with self._lock:
+            if worker in self._workers:
+                self._workers.remove(worker)
+        worker.stop()
+        if not self._closed:  # keep the pool full for callers waiting in _acquire
+            with self._lock:
+                fresh = _Worker(self._ctx, self._target, self._args)
+                self._workers.append(fresh)
+            self._idle.put(fresh)
+
+    def call(self, request: bytes, timeouts: tuple[float, ...]) -> Any:
+        """The worker's reply; `timeouts[i]` bounds the wait after stage i (progress reports)."""
+        if self._closed:
+            raise RuntimeError("worker pool is closed")
+        worker = self._acquire()
+        stage = 0
+        try:
+            worker.conn.send_bytes(request)
+            while True:
+                limit = timeouts[min(stage, len(timeouts) - 1)]
+                if not worker.conn.poll(limit):
+                    raise WorkerLost(stage, f"took longer than {limit:g} s")
+                frame = worker.conn.recv_bytes()
+                if frame == PROGRESS:
+                    stage += 1
+                    continue
+                reply = pickle.loads(frame[1:])
+                break
+        except WorkerLost:
+            self._replace(worker)
+            raise
+        except (EOFError, OSError) as error:
+            self._replace(worker)
+            raise WorkerLost(stage, f"worker process died ({error.__class__.__name__}; "
+                                    "memory limit?)") from error
+        self._idle.put(worker)
+        return reply
+
+    def close(self, wait: float = 0.0) -> None:
+        """Stop the workers, after up to `wait` seconds for those busy to finish."""
+        self._closed = True
+        with self._lock:
+            workers = list(self._workers)
+            self._workers.clear()
+        deadline = time.monotonic() + wait
+        returned = 0
+        while returned < len(workers) and time.monotonic() < deadline:
+            try:
+                self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+                returned += 1
+            except queue.Empty:
+                break
+        for worker in workers:
+            worker.stop()
+
+
+# -- parsing --------------------------------------------------------------------
+
+def _parse_one(raw: bytes, max_depth: int, max_parts: int) -> ParsedMessage | MessageRejected:
+    try:
+        return parse_message(raw, max_depth, max_parts)
+    except MessageRejected as exc:
+        return exc
+    except MemoryError:
+        return MessageRejected("parsing needed more memory than the limit allows", "limit")
+    except RecursionError:
+        return MessageRejected("MIME nesting too deep to parse", "limit")
+    except Exception as exc:  # the parser's bug, reported with the message kept
+        return MessageRejected(f"parser failed: {exc.__class__.__name__}: {exc}"[:500], "parse")
+
+
+def _parser_main(conn, memory_limit: int, max_depth: int, max_parts: int) -> None:
+    logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+    limit_memory(memory_limit)
+    serve(conn, lambda raw, progress: _parse_one(raw, max_depth, max_parts))
 
 
 class ParserPool:
@@ -70,69 +185,21 @@ class ParserPool:
         self.timeout = timeout
         self.max_depth = max_depth
         self.max_parts = max_parts
-        self._args = (memory_limit, max_depth, max_parts)
-        self._ctx = multiprocessing.get_context("forkserver")
-        self._idle: queue.Queue[_Worker] = queue.Queue()
-        self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
-        self._closed = False
-
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self._ctx, self._args)
-        with self._lock:
-            self._workers.append(worker)
-        return worker
-
-    def _retire(self, worker: _Worker, kill: bool) -> None:
-        with self._lock:
-            if worker in self._workers:
-                self._workers.remove(worker)
-        worker.stop(kill=kill)
-
-    def _acquire(self) -> _Worker:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            if len(self._workers) < self.size:
-                worker = _Worker(self._ctx, self._args)
-                self._workers.append(worker)
-                return worker
-        return self._idle.get()
+        self._pool = WorkerPool(size, _parser_main, (memory_limit, max_depth, max_parts)) \
+            if size else None
 
     def parse(self, raw: bytes) -> ParsedMessage:
-        if self.size == 0:
-            return parse_message(raw, self.max_depth, self.max_parts)
-        if self._closed:
-            raise RuntimeError("parser pool is closed")
-        worker = self._acquire()
-        healthy = False
-        try:
-            worker.conn.send_bytes(raw)
-            if not worker.conn.poll(self.timeout):
-                raise MessageRejected(f"parsing took longer than {self.timeout:g} s", "limit")
-            reply = pickle.loads(worker.conn.recv_bytes())
-            healthy = True
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            raise MessageRejected(
-                f"parser process died ({exc.__class__.__name__}; memory limit?)", "limit") \
-                from exc
-        finally:
-            if healthy:
-                self._idle.put(worker)
-            else:
-                self._retire(worker, kill=True)
-                if not self._closed:
-                    self._idle.put(self._spawn())
-        if reply[0] == "ok":
-            return reply[1]
-        raise MessageRejected(reply[1], reply[2])
+        if self._pool is None:
+            reply = _parse_one(raw, self.max_depth, self.max_parts)
+        else:
+            try:
+                reply = self._pool.call(raw, (self.timeout,))
+            except WorkerLost as lost:
+                raise MessageRejected(f"parsing {lost.reason}", "limit") from lost
+        if isinstance(reply, MessageRejected):
+            raise reply
+        return reply
 
     def close(self) -> None:
-        self._closed = True
-        with self._lock:
-            workers = list(self._workers)
-            self._workers.clear()
-        for worker in workers:
-            worker.stop(kill=True)
+        if self._pool is not None:
+            self._pool.close()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 03:53:28.620586
+Create Date: 2026-11-22
 """
 from alembic import op
 import sqlalchemy as sa
@@ -45,6 +45,14 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_departments')),
     sa.UniqueConstraint('key', name=op.f('uq_departments_key'))
     )
+    op.create_table('imap_state',
+    sa.Column('account', sa.String(length=100), nullable=False),
+    sa.Column('folder', sa.String(length=200), nullable=False),
+    sa.Column('uidvalidity', sa.BigInteger(), nullable=False),
+    sa.Column('last_uid', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', mailgate.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('account', name=op.f('pk_imap_state'))
+    )
     op.create_table('quarantine',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
@@ -85,7 +93,6 @@ def upgrade() -> None:
     )
     op.create_table('tickets',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('number', sa.String(length=20), nullable=True),
     sa.Column('department_id', sa.Integer(), nullable=False),
     sa.Column('requester_id', sa.Integer(), nullable=False),
     sa.Column('assignee_id', sa.Integer(), nullable=True),
@@ -103,8 +110,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['department_id'], ['departments.id'], name=op.f('fk_tickets_department_id_departments')),
     sa.ForeignKeyConstraint(['linked_ticket_id'], ['tickets.id'], name=op.f('fk_tickets_linked_ticket_id_tickets')),
     sa.ForeignKeyConstraint(['requester_id'], ['contacts.id'], name=op.f('fk_tickets_requester_id_contacts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
-    sa.UniqueConstraint('number', name=op.f('uq_tickets_number'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_department_id'), ['department_id'], unique=False)
@@ -250,6 +256,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quarantine_resolved_at'))
 
     op.drop_table('quarantine')
+    op.drop_table('imap_state')
     op.drop_table('departments')
     op.drop_table('contacts')
     op.drop_table('agents')

@@ -1,0 +1,198 @@
+"""SMTP ingest benchmark: `mailgate run` on PostgreSQL against a bare aiosmtpd server.
+
+Run by hand (not part of the tests):
+
+    .venv/bin/python benchmarks/smtp_ingest.py [--messages 2000] [--connections 8]
+
+Both servers get the same pre-built messages (plain, HTML, ~10 % with a 100 KB
+attachment, ~30 % replies carrying a ticket token) over K concurrent smtplib
+connections. The bare server accepts and discards: it is the ceiling for any
+Python SMTP service on this machine. Prints messages/s, p50/p99 accept latency
+and the ratio mailgate / bare.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import random
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+BARE_SERVER = """
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+class Discard:
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Discard(), data_size_limit=None), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+
+def build_messages(count: int, tokens: list[str], seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    words = ("printer invoice login password order delivery refund account screen error "
+             "please help thanks urgent today yesterday office").split()
+    out = []
+    for i in range(count):
+        msg = EmailMessage()
+        msg["From"] = f"Customer {i} <customer{i % 300}@example.org>"
+        msg["To"] = "support@example.com"
+        subject = " ".join(rng.choice(words) for _ in range(5))
+        if tokens and rng.random() < 0.3:
+            subject = f"Re: {rng.choice(tokens)} {subject}"
+        msg["Subject"] = subject
+        msg["Message-ID"] = f"<bench-{uuid.uuid4().hex}@client.example.org>"
+        body = "\n".join(" ".join(rng.choice(words) for _ in range(12)) for _ in range(40))
+        msg.set_content(body)
+        if rng.random() < 0.5:
+            msg.add_alternative(f"<html><body><p>{body.replace(chr(10), '<br>')}</p></body></html>",
+                                subtype="html")
+        if rng.random() < 0.1:
+            msg.add_attachment(b"%PDF-1.4\n" + os.urandom(100_000), maintype="application",
+                               subtype="pdf", filename="scan.pdf")
+        out.append(msg.as_bytes(policy=SMTP))
+    return out
+
+
+def blast(port: int, messages: list[bytes], connections: int) -> tuple[float, list[float]]:
+    chunks = [messages[i::connections] for i in range(connections)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(chunk):
+        mine = []
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+                for raw in chunk:
+                    start = time.perf_counter()
+                    client.sendmail("customer@example.org", ["support@example.com"], raw)
+                    mine.append(time.perf_counter() - start)
+        except BaseException as error:
+            errors.append(error)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} client errors, first: {errors[0]!r}")
+    return elapsed, latencies
+
+
+def report(name: str, count: int, elapsed: float, latencies: list[float]) -> float:
+    rate = count / elapsed
+    q = statistics.quantiles(latencies, n=100)
+    print(f"{name:10s} {count:6d} msgs in {elapsed:7.2f} s = {rate:8.1f} msg/s   "
+          f"p50 {q[49] * 1000:7.1f} ms   p99 {q[98] * 1000:7.1f} ms")
+    return rate
+
+
+def start_bare() -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE,
+                            text=True)
+    return proc, int(proc.stdout.readline())
+
+
+def start_mailgate(db_name: str, workdir: Path, messages_for_tokens: int
+                   ) -> tuple[subprocess.Popen, int, list[str]]:
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}"
+    config = workdir / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n[storage]\ndir = "{workdir / "var"}"\n'
+                      f'fsync = {"false" if os.environ.get("BENCH_NO_FSYNC") else "true"}\n'
+                      '[smtp]\nlisten = ["127.0.0.1:0"]\n[http]\nlisten = "127.0.0.1:0"\n'
+                      '[log]\nlevel = "INFO"\n')
+    mg = [sys.executable, "-m", "mailgate", "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(mg + ["db", "upgrade"], check=True, env=env, capture_output=True)
+    subprocess.run(mg + ["department", "add", "support"], check=True, env=env,
+                   capture_output=True)
+    subprocess.run(mg + ["address", "add", "support@example.com", "--department", "support"],
+                   check=True, env=env, capture_output=True)
+    # a few existing tickets, so that replies with tokens thread onto them
+    seed = build_messages(messages_for_tokens, [], seed=1)
+    tokens = []
+    for raw in seed:
+        out = subprocess.run(mg + ["ingest", "--json"], input=raw, env=env, capture_output=True,
+                             check=True)
+        number = json.loads(out.stdout)[0]["ticket"]
+        tokens.append(f"[MG#{number}]")
+    log = open(workdir / "daemon.log", "w")
+    proc = subprocess.Popen(mg + ["run"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 30
+    port = 0
+    while time.monotonic() < deadline and not port:
+        time.sleep(0.1)
+        text = (workdir / "daemon.log").read_text()
+        match = re.search(r"smtp=127\.0\.0\.1:(\d+)", text)
+        if match:
+            port = int(match.group(1))
+    if not port:
+        raise RuntimeError("mailgate did not start: " + (workdir / "daemon.log").read_text())
+    return proc, port, tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--connections", type=int, default=8)
+    args = parser.parse_args()
+
+    db_name = f"mailgate_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect("host=127.0.0.1 user=postgres dbname=postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{db_name}"')
+    workdir = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    try:
+        mailgate, mg_port, tokens = start_mailgate(db_name, workdir, 20)
+        messages = build_messages(args.messages, tokens)
+        size = sum(map(len, messages)) / len(messages)
+        print(f"{args.messages} messages, {size / 1024:.1f} KB average, "
+              f"{args.connections} connections, {os.cpu_count()} CPUs")
+        bare, bare_port = start_bare()
+        try:
+            blast(bare_port, messages[:200], args.connections)  # warm up
+            bare_rate = report("bare", len(messages), *blast(bare_port, messages,
+                                                               args.connections))
+        finally:
+            bare.terminate()
+        try:
+            blast(mg_port, build_messages(100, tokens, seed=99), args.connections)  # warm up
+            mg_rate = report("mailgate", len(messages), *blast(mg_port, messages,
+                                                                 args.connections))
+        finally:
+            mailgate.terminate()
+            mailgate.wait(60)
+        print(f"ratio mailgate / bare = {mg_rate / bare_rate:.2f}")
+    finally:
+        admin.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                               "WHERE datname = %s", (db_name,))
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{db_name}"')
+
+
+if __name__ == "__main__":
+    main()
