@@ -14,7 +14,9 @@ from . import tickets
 from .config import Settings
 from .headers import normalize_address
 from .inbound.attachments import screen
+from .inbound.commands import split_commands
 from .inbound.parse import ParsedMessage
+from .inbound.quotes import strip_quoted
 from .models import Attachment, Contact, Inbound, Message, Ticket
 from .storage import Storage
 from .threading.resolve import Decision
@@ -39,16 +41,24 @@ def requester_address(msg: ParsedMessage, noreply: bool) -> str | None:
     return msg.from_addr
 
 
+def customer_closes(text: str, settings: Settings) -> bool:
+    """Did the customer write a close word (`#close`, or a localized one) at the top?"""
+    commands, _ = split_commands(strip_quoted(text), settings.outbound.close_words)
+    return bool(commands) and commands[0].name == "close" and commands[0].error is None
+
+
 def store_message(session: Session, storage: Storage, settings: Settings, ticket: Ticket,
                   msg: ParsedMessage, author: Contact | None, kind: str, inbound: Inbound | None,
-                  automatic: bool, now: dt.datetime) -> tuple[Message, list[tuple[str, str]]]:
+                  automatic: bool, now: dt.datetime, text: str | None = None
+                  ) -> tuple[Message, list[tuple[str, str]]]:
     message = Message(
         ticket=ticket, inbound=inbound, direction="in", kind=kind,
         author_email=author.email if author else (msg.from_addr or ""),
         author_name=msg.from_name, message_id=msg.message_id,
         in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
         references=" ".join(msg.references) or None, subject=msg.subject,
-        text_body=msg.text, html_body=msg.html, automatic=automatic, received_at=now)
+        text_body=msg.text if text is None else text, html_body=msg.html, automatic=automatic,
+        received_at=now)
     session.add(message)
     accepted, refused = screen(msg.attachments, settings.limits)
     for att in accepted:
@@ -92,10 +102,13 @@ def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMes
         ticket = session.get(Ticket, decision.ticket.id)
         created = False
         target = "open" if decision.action == "reopen" else REOPEN_ON_REPLY.get(ticket.status)
+        if not automatic and customer_closes(msg.text, settings):
+            target = "closed"
         if target and not automatic:
             old = ticket.status
-            tickets.set_status(session, ticket, target, sender, detail="customer replied", now=now)
-            status_change = (old, target)
+            if tickets.set_status(session, ticket, target, sender, now=now, detail=(
+                    "closed by the customer" if target == "closed" else "customer replied")):
+                status_change = (old, target)
         ticket.updated_at = now
     message, refused = store_message(session, storage, settings, ticket, msg, contact,
                                      "customer_reply", inbound, automatic, now)

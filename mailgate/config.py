@@ -7,6 +7,7 @@ Every problem found is reported with its key (``mailgate check`` prints them).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import tomllib
@@ -150,6 +151,60 @@ class ImapAccount:
 
 
 @dataclass(frozen=True)
+class OutboundSettings:
+    transport: str = "file"  # file | smtp
+    dir: str = ""  # file transport folder; default <storage.dir>/outbox
+    relay_host: str = ""
+    relay_port: int = 0  # 0: 465 with tls, 587 with starttls, 25 otherwise
+    relay_security: str = "starttls"  # starttls | tls | none
+    relay_user: str = ""
+    relay_password: str = ""
+    relay_timeout: float = 30.0
+    from_address: str = ""  # default: the department's first address
+    from_name: str = ""  # default: the department's name
+    bounce_address: str = ""  # VERP base, e.g. bounces@example.com -> bounces+o42@example.com
+    hostname: str = ""  # right-hand side of our Message-IDs; default [gateway] hostname
+    default_locale: str = "en"
+    timezone: str = "UTC"  # dates in mail, until a department calendar says otherwise
+    templates_dir: str = ""  # admin overrides: files here win over templates/
+    response_promise: str = ""  # sentence in acknowledgements; default per locale
+    notify_statuses: tuple[str, ...] = ("answered", "resolved", "closed", "reopened")
+    ack_limit_per_hour: int = 5
+    suppress_after: int = 3  # hard bounces before an address is suppressed
+    max_attempts: int = 12
+    retry_base: float = 60.0  # seconds; doubles per attempt, capped at 6 h
+    send_interval: float = 30.0
+    attach_limit: int = 10 * MiB  # attachments copied into agent notifications, in total
+    close_words: tuple[str, ...] = ("#close",)
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    backend: str = "log"  # log | webhook | twilio
+    max_segments: int = 3
+    timeout: float = 10.0
+    webhook_url: str = ""
+    webhook_method: str = "POST"
+    webhook_headers: tuple[str, ...] = ()  # "Name: value" lines
+    webhook_body: str = '{"to": {{ to|tojson }}, "text": {{ text|tojson }}}'
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    # HMAC key for agent notification Message-IDs; default: a random key kept in
+    # <storage.dir>/secret.key (created on first use, mode 0600)
+    secret: str = ""
+    previous_secret: str = ""  # the key before the last rotation ...
+    previous_valid_until: str = ""  # ... accepted until this ISO 8601 moment
+    trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results from these MTAs count
+    alert_agents: bool = True  # tell the department's agents about a forged agent mail
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "text"  # or "json"
@@ -168,8 +223,15 @@ class Settings:
     lmtp: LmtpSettings = field(default_factory=LmtpSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
     imap: tuple[ImapAccount, ...] = ()
     source: str = "(defaults)"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return Path(self.outbound.dir) if self.outbound.dir else self.storage.dir / "outbox"
 
     @property
     def database_url(self) -> str:
@@ -200,6 +262,10 @@ CHOICES = {
     ("imap", "security"): {"tls", "starttls", "none"},
     ("imap", "auth"): {"password", "xoauth2"},
     ("imap", "after"): {"seen", "move"},
+    ("outbound", "transport"): {"file", "smtp"},
+    ("outbound", "relay_security"): {"starttls", "tls", "none"},
+    ("sms", "backend"): {"log", "webhook", "twilio"},
+    ("sms", "webhook_method"): {"GET", "POST", "PUT"},
 }
 
 
@@ -319,6 +385,31 @@ def _check_values(settings: Settings, problems: list) -> None:
         path = getattr(settings.smtp, key)
         if path and not Path(path).is_file():
             problems.append((f"smtp.{key}", f"no such file: {path}"))
+    out = settings.outbound
+    if out.transport == "smtp" and not out.relay_host:
+        problems.append(("outbound.relay_host", "required with transport = \"smtp\""))
+    for key in ("from_address", "bounce_address"):
+        value = getattr(out, key)
+        if value and ("@" not in value or any(c in value for c in " <>\r\n")):
+            problems.append((f"outbound.{key}", f"not an address: {value!r}"))
+    until = settings.security.previous_valid_until
+    if until:
+        try:
+            moment = dt.datetime.fromisoformat(until)
+            if moment.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            problems.append(("security.previous_valid_until",
+                             "an ISO 8601 moment with offset, e.g. 2026-12-31T00:00:00+00:00"))
+    if settings.security.previous_secret and not until:
+        problems.append(("security.previous_valid_until", "required with previous_secret"))
+    sms = settings.sms
+    if sms.backend == "webhook" and not sms.webhook_url:
+        problems.append(("sms.webhook_url", "required with backend = \"webhook\""))
+    if sms.backend == "twilio" and not (sms.twilio_account_sid and sms.twilio_auth_token
+                                        and sms.twilio_from):
+        problems.append(("sms.twilio_account_sid",
+                         "twilio needs twilio_account_sid, twilio_auth_token and twilio_from"))
     if settings.smtp.auth_users_file and not settings.smtp.tls_cert:
         problems.append(("smtp.auth_users_file", "AUTH needs STARTTLS (tls_cert, tls_key)"))
     for net in settings.smtp.allow_networks:

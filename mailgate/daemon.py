@@ -26,7 +26,9 @@ from .inbound.delivery import DeliveryPool
 from .inbound.imap import MailboxPoller
 from .inbound.intake import Intake
 from .inbound.smtp import Handler, protocol_factory
+from .errors import TemporaryFailure
 from .logs import setup_logging
+from .outbound.sender import OutboxSender
 from .metrics import Metrics
 
 log = logging.getLogger("mailgate.daemon")
@@ -41,7 +43,10 @@ class Daemon:
         self.gw = gateway or Gateway(settings.replace(limits={"parse_workers": 0}))
         self.delivery = DeliveryPool(self.gw, settings.daemon.delivery_workers
                                      or 2 * (os.cpu_count() or 1))
-        self.intake = Intake(self.gw, self.metrics, self.delivery.ingest)
+        self.intake = Intake(self.gw, self.metrics, self.delivery.ingest,
+                             on_queued=self.wake_sender)
+        self.sender = OutboxSender(self.gw)
+        self.metrics.watch_outbox(self._outbox_depth)
         self.executor = ThreadPoolExecutor(settings.smtp.workers, thread_name_prefix="deliver")
         self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -66,6 +71,9 @@ class Daemon:
                 await self._listen(kind, address, self._tracked(factory))
         await self._listen_http(self.settings.http.listen)
         self.scheduler.start()
+        self.scheduler.add_job(self._send_outbox, "interval", id="outbox",
+                               seconds=self.settings.outbound.send_interval,
+                               next_run_time=dt.datetime.now(dt.timezone.utc))
         self.configure_pollers(self.settings.imap)
         log.info("started", extra={"fields": {
             "smtp": _fmt(self.addresses["smtp"]), "lmtp": _fmt(self.addresses["lmtp"]),
@@ -90,6 +98,32 @@ class Daemon:
         server = await asyncio.start_server(self._http, host, port)
         self.servers.append(server)
         self.addresses["http"].extend(s.getsockname()[:2] for s in server.sockets)
+
+    # -- outbox ---------------------------------------------------------------
+    def _send_outbox(self) -> None:
+        try:
+            self.sender.run_once()
+        except TemporaryFailure as error:
+            log.warning("outbox: %s", error)
+
+    def wake_sender(self) -> None:
+        """Run the sender now (called after a commit that queued mail)."""
+        try:
+            self.scheduler.modify_job("outbox", next_run_time=dt.datetime.now(dt.timezone.utc))
+        except Exception:  # not started yet or shutting down: the interval covers it
+            pass
+
+    def _outbox_depth(self) -> int:
+        from sqlalchemy import func, select
+
+        from .models import Outbox
+
+        try:
+            with self.gw.db.unit_of_work() as session:
+                return session.scalar(select(func.count()).select_from(Outbox).where(
+                    Outbox.status.in_(("pending", "sending"))))
+        except TemporaryFailure:
+            return -1
 
     # -- IMAP -----------------------------------------------------------------
     def configure_pollers(self, accounts) -> None:
@@ -134,7 +168,8 @@ class Daemon:
                 status, body, kind = ((200, b"ok\n", "text/plain") if ok else
                                       (503, b"database unreachable\n", "text/plain"))
             elif path == "/metrics":
-                status, body = 200, self.metrics.render()
+                body = await self._loop.run_in_executor(self.executor, self.metrics.render)
+                status = 200
                 kind = "text/plain; version=0.0.4; charset=utf-8"
             else:
                 status, body, kind = 404, b"not found\n", "text/plain"
@@ -162,6 +197,7 @@ class Daemon:
         old, self.delivery = self.delivery, DeliveryPool(
             self.gw, settings.daemon.delivery_workers or 2 * (os.cpu_count() or 1))
         self.intake.deliver = self.delivery.ingest
+        self.sender = OutboxSender(self.gw)
         old.close(wait=self.settings.daemon.shutdown_timeout)  # after their message in hand
         setup_logging(settings.log)
         self.configure_pollers(settings.imap)

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Boolean,
     Column,
     DateTime,
@@ -84,6 +85,9 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str | None] = mapped_column(String(16))
     locale: Mapped[str | None] = mapped_column(String(16))
+    team_address: Mapped[str | None] = mapped_column(String(320))  # instead of each agent
+    promise: Mapped[str | None] = mapped_column(Text)  # response promise in acknowledgements
+    sms_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     addresses: Mapped[list[Address]] = relationship(back_populates="department")
@@ -262,6 +266,51 @@ class Quarantine(Base):
     last_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     resolution: Mapped[str | None] = mapped_column(String(200))
+
+
+class Outbox(Base):
+    """One outgoing message (mail or SMS), written in the transaction of the change that
+    causes it; a sender job renders and delivers it, with retries."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"),
+                                                  index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # email | sms
+    kind: Mapped[str] = mapped_column(String(32))  # template name: ack, new_ticket, …
+    locale: Mapped[str] = mapped_column(String(16))
+    recipients: Mapped[list] = mapped_column(JSON)  # addresses or E.164 numbers
+    sender: Mapped[str] = mapped_column(String(320), default="")  # From: address
+    sender_name: Mapped[str] = mapped_column(String(200), default="")
+    context: Mapped[dict] = mapped_column(JSON)  # plain values for the template
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    auto_submitted: Mapped[str | None] = mapped_column(String(20))
+    rate_key: Mapped[str | None] = mapped_column(String(320), index=True)  # automatic replies
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # as rendered and sent
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    ticket: Mapped[Ticket | None] = relationship()
+
+
+Index("ix_outbox_due", Outbox.status, Outbox.next_attempt_at)
+
+
+class Suppression(Base):
+    """Addresses that bounced hard: counted, and suppressed after repeated hard bounces."""
+
+    __tablename__ = "suppressions"
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ImapState(Base):

@@ -17,14 +17,18 @@ from typing import Callable
 from sqlalchemy import exc, select
 from sqlalchemy.orm import Session
 
-from . import quarantine, tickets
+from . import agent_mail, quarantine, tickets
 from .apply import apply, requester_address
 from .errors import MessageRejected, TemporaryFailure
 from .gateway import Gateway
 from .inbound import guard, route
+from .headers import normalize_address
+from .inbound.commands import split_commands
 from .inbound.parse import ParsedMessage
+from .inbound.quotes import strip_quoted
 from .inbound.precheck import header_block, precheck
-from .models import Inbound, Quarantine, utcnow
+from .models import Inbound, Outbox, Quarantine, utcnow
+from .outbound import bounces, notify
 from .storage import sha256_hex
 from .threading import resolve
 from .threading.token import find_tokens
@@ -50,6 +54,7 @@ class Result:
     trace: list[str] = field(default_factory=list)
     seconds: float = 0.0
     unusable: bool = False  # not mail at all (exit status 65 for the pipe)
+    queued: bool = False  # outgoing mail or SMS was queued: wake the sender
 
 
 def dedup_key(msg: ParsedMessage, raw: bytes) -> str:
@@ -126,9 +131,10 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
         record.outcome = outcome
         record.ticket = ticket
         record.trace = list(trace)
+        queued = any(isinstance(row, Outbox) for row in session.new)
         session.flush()
         return Result(outcome, ticket.number if ticket is not None else None, record.id,
-                      reason=reason, trace=list(trace))
+                      reason=reason, trace=list(trace), queued=queued)
 
     # dedup
     key = dedup_key(msg, raw)
@@ -141,6 +147,10 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     record.dedup_key = key
 
     # guard
+    outbox_id = bounces.verp_outbox_id(settings, list(envelope.rcpt_to) + msg.delivered_to
+                                       + msg.to)
+    if outbox_id is not None:
+        return _record_verp(session, settings, msg, outbox_id, trace, finish)
     cands = route.candidates(msg, list(envelope.rcpt_to))
     lookups = route.lookup_keys(cands)
     if msg.from_addr:
@@ -156,7 +166,7 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     if verdict.category == "loop":
         return finish("ignored", reason="mail loop")
     if verdict.category in ("bounce", "mdn"):
-        return _record_report(session, msg, verdict.category, trace, finish)
+        return _record_report(session, settings, msg, verdict.category, trace, finish)
 
     sender = requester_address(msg, verdict.no_autorespond)
     if sender is None:
@@ -175,6 +185,14 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     decision = thread(session, msg, sender, settings, known.prefixes, now, trace)
     trace.append(f"thread: {decision.action} — {decision.reason}")
 
+    # agents: From alone proves nothing (agent_mail.py)
+    automatic = not verdict.may_open_ticket
+    if not automatic:
+        handled = _from_agent(session, gw, msg, decision, routed, known, record, now, trace)
+        if handled is not None:
+            trace.extend(handled.notes)
+            return finish("appended" if decision.ticket else "new", handled.ticket)
+
     if decision.action in ("new", "new_linked") and not verdict.may_open_ticket:
         return finish("ignored", reason=f"{verdict.category} does not open tickets")
     if decision.action in ("new", "new_linked") and routed is None and decision.ticket is None:
@@ -183,11 +201,63 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     # apply
     applied = apply(session, gw.storage, settings, msg, decision,
                     known.department_ids[routed.department] if routed else None, sender,
-                    automatic=not verdict.may_open_ticket,
-                    own_addresses=own | set(known.routes), inbound=record, now=now)
+                    automatic=automatic, own_addresses=own | set(known.routes), inbound=record,
+                    now=now)
     for name, reason in applied.refused:
         trace.append(f"attachment refused: {name}: {reason}")
+
+    # notify (queued in this same transaction)
+    if not automatic:
+        trace.extend(notify_inbound(session, settings, applied, verdict.may_autorespond, now))
     return finish("new" if applied.created else "appended", applied.ticket)
+
+
+def _from_agent(session, gw, msg, decision, routed, known, record, now, trace):
+    """The agent path, when From is an agent of the department and a proof holds.
+
+    Returns None for everyone else. An unproven agent From on a ticket where that
+    address is no participant is held in quarantine for an admin to look at.
+    """
+    ticket = session.get(tickets.Ticket, decision.ticket.id) if decision.ticket else None
+    department_id = ticket.department_id if ticket else (
+        known.department_ids.get(routed.department) if routed else None)
+    agent = agent_mail.agent_of(session, msg.from_addr, department_id) if department_id else None
+    if agent is None:
+        return None
+    how = agent_mail.proof(gw.settings, msg, ticket.id if ticket else None, agent, now)
+    if how is None:
+        log.warning("mail with agent From %s but no proof", agent.email,
+                    extra={"fields": {"ticket": ticket.number if ticket else None}})
+        trace.append(f"agent: From is agent {agent.email} but nothing proves it")
+        if ticket is not None and msg.from_addr not in decision.ticket.participants:
+            raise MessageRejected(f"From: {agent.email} (an agent) without a signed reference "
+                                  "or trusted authentication; held for review", "unverified")
+        return None
+    trace.append(f"agent: {agent.email} verified by {how}")
+    if ticket is not None:
+        return agent_mail.handle_reply(session, gw.storage, gw.settings, msg, ticket, agent,
+                                       record, now)
+    commands, _ = split_commands(strip_quoted(msg.text))
+    new = next((c for c in commands if c.name == "new" and not c.error), None)
+    if new is None:
+        return None  # an agent writing to a department without #new: an ordinary ticket
+    return agent_mail.new_ticket_for_customer(
+        session, gw.storage, gw.settings, msg, agent, normalize_address(new.arg),
+        department_id, record, now)
+
+
+def notify_inbound(session: Session, settings, applied, may_autorespond: bool, now) -> list[str]:
+    session.flush()  # the new ticket's number and relations are needed for the mail
+    if applied.created:
+        return notify.after_new_ticket(session, settings, applied.ticket, applied.message,
+                                       may_autorespond, applied.refused, now)
+    notes = notify.after_customer_reply(session, settings, applied.ticket, applied.message,
+                                        may_autorespond, applied.refused, now)
+    if applied.status_change:
+        old, new = applied.status_change
+        if notify.status_changed(session, settings, applied.ticket, old, new, now=now):
+            notes.append(f"notify: status mail ({old} -> {new}) queued")
+    return notes
 
 
 def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes, now, trace
@@ -214,23 +284,66 @@ def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes
                           settings.threading)
 
 
-def _record_report(session, msg: ParsedMessage, category: str, trace: list[str], finish
-                   ) -> Result:
+def _record_report(session, settings, msg: ParsedMessage, category: str, trace: list[str],
+                   finish) -> Result:
     """A bounce or read receipt about a message of ours becomes an event on its ticket."""
     original = msg.report.original_message_id if msg.report else msg.mdn_original_id
+    sent = session.scalar(select(Outbox).where(Outbox.message_id == original)) \
+        if original else None
+    if sent is not None and category == "bounce":
+        return _bounce_of(session, settings, msg, sent, trace, finish)
     ticket, _ = tickets.ticket_by_message_ids(session, [original] if original else [])
     if ticket is None:
         trace.append(f"{category}: not about a message of ours")
         return finish("ignored", reason=f"{category} not matched")
     if category == "bounce":
-        report = msg.report
-        detail = (f"{report.action} {report.status} for {', '.join(report.recipients)}: "
-                  f"{report.diagnostic}" if report else msg.subject)
-        tickets.record_event(session, ticket, "bounce", msg.from_addr or "", detail=detail)
+        tickets.record_event(session, ticket, "bounce", msg.from_addr or "",
+                             detail=_bounce_detail(msg))
     else:
         tickets.record_event(session, ticket, "read_receipt", msg.from_addr or "")
     trace.append(f"{category}: recorded on #{ticket.number} (about {original})")
     return finish("bounce" if category == "bounce" else "ignored", ticket)
+
+
+def _bounce_detail(msg: ParsedMessage) -> str:
+    report = msg.report
+    if report is None:
+        return msg.subject
+    return (f"{report.action} {report.status} for {', '.join(report.recipients)}: "
+            f"{report.diagnostic}").strip()
+
+
+def _record_verp(session, settings, msg: ParsedMessage, outbox_id: int, trace, finish) -> Result:
+    """Mail to our VERP bounce address: a bounce or an automatic reply, never a ticket."""
+    sent = session.get(Outbox, outbox_id)
+    if sent is None:
+        trace.append(f"bounce: to our bounce address, outbox {outbox_id} unknown")
+        return finish("ignored", reason="bounce for unknown outbox id")
+    if msg.report is None and msg.content_type != "multipart/report" and \
+            guard.BOUNCE_LOCALPARTS.isdisjoint({(msg.from_addr or "").split("@")[0]}):
+        trace.append(f"verp: automatic reply to outbox {outbox_id}, not a bounce")
+        return finish("ignored", reason="reply to our bounce address")
+    return _bounce_of(session, settings, msg, sent, trace, finish)
+
+
+def _bounce_of(session, settings, msg: ParsedMessage, sent: Outbox, trace, finish) -> Result:
+    report = msg.report
+    hard = report is not None and bounces.is_hard(report.status, report.action)
+    detail = _bounce_detail(msg)
+    sent.status, sent.last_error = "bounced", detail[:2000]
+    ticket = session.get(tickets.Ticket, sent.ticket_id) if sent.ticket_id else None
+    if ticket is not None:
+        tickets.record_event(session, ticket, "bounce", msg.from_addr or "", new=sent.kind,
+                             detail=f"outbox {sent.id}: {detail}"[:2000])
+    if hard:
+        failed = (report.recipients if report and report.recipients else sent.recipients)
+        for address in failed:
+            row = bounces.count_hard_bounce(session, settings, address, detail)
+            trace.append(f"bounce: hard bounce {row.hard_bounces} for {address}"
+                         + (" (now suppressed)" if row.suppressed else ""))
+    trace.append(f"bounce: outbox {sent.id} ({sent.kind})"
+                 + (f" on #{ticket.number}" if ticket else ""))
+    return finish("bounce", ticket)
 
 
 def retry_quarantined(gw: Gateway, entry_id: int) -> Result:

@@ -18,6 +18,7 @@ from .models import (
     Contact,
     Department,
     Message,
+    Outbox,
     Participant,
     Ticket,
     TicketEvent,
@@ -112,7 +113,10 @@ def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | No
     """The ticket holding one of `ids` (the most recent reference wins) and which id it was."""
     if not ids:
         return None, ""
-    found = dict(session.execute(select(Message.message_id, Message.ticket_id)
+    found = dict(session.execute(select(Outbox.message_id, Outbox.ticket_id)
+                                 .where(Outbox.message_id.in_(ids),
+                                        Outbox.ticket_id.is_not(None))).all())
+    found.update(session.execute(select(Message.message_id, Message.ticket_id)
                                  .where(Message.message_id.in_(ids))).all())
     for mid in reversed(ids):
         if mid in found:

@@ -65,6 +65,11 @@ def check(settings, args) -> int:
         probe.unlink()
     except OSError as error:
         problems.append(("storage.dir", f"{storage} is not writable: {error.strerror}"))
+    from ..outbound.render import Templates
+    from ..outbound.samples import SAMPLES
+
+    problems += [(f"templates:{name}", error)
+                 for name, error in Templates(settings).check(SAMPLES)]
     if problems:
         return report_problems(problems)
     print(f"configuration {settings.source}: ok")

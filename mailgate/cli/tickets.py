@@ -6,6 +6,7 @@ import datetime as dt
 from sqlalchemy import select
 
 from .. import tickets as ops
+from ..outbound import notify
 from ..models import PRIORITIES, STATUSES, Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
 from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
@@ -109,8 +110,12 @@ def ticket_set(settings, args) -> None:
     with session_of(settings) as session:
         ticket = ops.get_ticket(session, args.number)
         changed = []
+        old = ticket.status
         if args.status and ops.set_status(session, ticket, args.status, actor, args.reason):
             changed.append(f"status {args.status}")
+            if notify.status_changed(session, settings, ticket, old, args.status,
+                                     args.reason or ""):
+                changed.append("customer notified")
         if args.priority and ops.set_priority(session, ticket, args.priority, actor):
             changed.append(f"priority {args.priority}")
         if args.department:

@@ -16,10 +16,12 @@ class Intake:
     """`deliver` runs the pipeline: in-process by default, a DeliveryPool in the daemon."""
 
     def __init__(self, gw: Gateway, metrics: Metrics,
-                 deliver: Callable[[bytes, Envelope], Result] | None = None):
+                 deliver: Callable[[bytes, Envelope], Result] | None = None,
+                 on_queued: Callable[[], None] | None = None):
         self.gw = gw
         self.metrics = metrics
         self.deliver = deliver or (lambda raw, envelope: ingest(gw, raw, envelope))
+        self.on_queued = on_queued
 
     def __call__(self, raw: bytes, envelope: Envelope, label: str = "") -> Result:
         try:
@@ -33,6 +35,8 @@ class Intake:
         self.metrics.latency.labels(envelope.source).observe(result.seconds)
         if result.outcome == "new":
             self.metrics.tickets.inc()
+        if result.queued and self.on_queued is not None:
+            self.on_queued()
         log.info("%s %s", result.outcome, f"#{result.ticket}" if result.ticket else "-",
                  extra={"fields": {
                      "source": envelope.source, "label": label, "inbound": result.inbound_id,

@@ -23,6 +23,7 @@ from .. import tickets
 from ..config import Settings
 from ..errors import TemporaryFailure
 from ..headers import normalize_address, one_line, split_plus
+from ..outbound import bounces
 from ..pipeline import Envelope
 from .intake import Intake
 
@@ -80,7 +81,7 @@ class Handler:
         """Does `address` route to a department? Positive answers are remembered for
         ROUTED_TTL seconds; a refusal is always checked afresh, so a newly added
         address is accepted at once (the pipeline checks routing again anyway)."""
-        if self.settings.routing.catch_all:
+        if self.settings.routing.catch_all or bounces.is_bounce_address(self.settings, address):
             return True
         now = time.monotonic()
         if now - self._routed.get(address, -ROUTED_TTL) < ROUTED_TTL:

@@ -41,6 +41,9 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('prefix', sa.String(length=16), nullable=True),
     sa.Column('locale', sa.String(length=16), nullable=True),
+    sa.Column('team_address', sa.String(length=320), nullable=True),
+    sa.Column('promise', sa.Text(), nullable=True),
+    sa.Column('sms_enabled', sa.Boolean(), nullable=False),
     sa.Column('created_at', mailgate.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_departments')),
     sa.UniqueConstraint('key', name=op.f('uq_departments_key'))
@@ -73,6 +76,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_quarantine_resolved_at'), ['resolved_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_quarantine_sha256'), ['sha256'], unique=False)
 
+    op.create_table('suppressions',
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('hard_bounces', sa.Integer(), nullable=False),
+    sa.Column('suppressed', sa.Boolean(), nullable=False),
+    sa.Column('last_reason', sa.Text(), nullable=True),
+    sa.Column('updated_at', mailgate.models.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('address', name=op.f('pk_suppressions'))
+    )
     op.create_table('addresses',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('address', sa.String(length=320), nullable=False),
@@ -139,6 +150,38 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_inbound_message_id'), ['message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_sha256'), ['sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_inbound_ticket_id'), ['ticket_id'], unique=False)
+
+    op.create_table('outbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('ticket_id', sa.Integer(), nullable=True),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('locale', sa.String(length=16), nullable=False),
+    sa.Column('recipients', sa.JSON(), nullable=False),
+    sa.Column('sender', sa.String(length=320), nullable=False),
+    sa.Column('sender_name', sa.String(length=200), nullable=False),
+    sa.Column('context', sa.JSON(), nullable=False),
+    sa.Column('message_id', sa.String(length=998), nullable=True),
+    sa.Column('in_reply_to', sa.String(length=998), nullable=True),
+    sa.Column('references', sa.Text(), nullable=True),
+    sa.Column('auto_submitted', sa.String(length=20), nullable=True),
+    sa.Column('rate_key', sa.String(length=320), nullable=True),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', mailgate.models.UTCDateTime(), nullable=False),
+    sa.Column('claimed_at', mailgate.models.UTCDateTime(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('raw', sa.LargeBinary(), nullable=True),
+    sa.Column('created_at', mailgate.models.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', mailgate.models.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_outbox_ticket_id_tickets'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_message_id'), ['message_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_rate_key'), ['rate_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_outbox_ticket_id'), ['ticket_id'], unique=False)
 
     op.create_table('participants',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -233,6 +276,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_participants_contact_id'))
 
     op.drop_table('participants')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_ticket_id'))
+        batch_op.drop_index(batch_op.f('ix_outbox_rate_key'))
+        batch_op.drop_index(batch_op.f('ix_outbox_message_id'))
+        batch_op.drop_index('ix_outbox_due')
+
+    op.drop_table('outbox')
     with op.batch_alter_table('inbound', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_inbound_ticket_id'))
         batch_op.drop_index(batch_op.f('ix_inbound_sha256'))
@@ -251,6 +301,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_addresses_department_id'))
 
     op.drop_table('addresses')
+    op.drop_table('suppressions')
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantine_sha256'))
         batch_op.drop_index(batch_op.f('ix_quarantine_resolved_at'))

@@ -1,0 +1,76 @@
+"""Build the bytes of an outgoing mail from an outbox row and its rendered template.
+
+Nothing parsed from inbound mail is copied verbatim into a header: every value
+built from user data (subjects, display names, filenames) passes through
+`header_text()`, which decodes RFC 2047 encoded words first and then removes
+every kind of line break, so neither `\\r\\n` nor `=?UTF-8?Q?=0A?=` nor U+2028 can
+start a header of its own; addresses and Message-IDs are re-validated.
+"""
+from __future__ import annotations
+
+import email.utils
+from email.header import decode_header, make_header
+from email.message import EmailMessage
+from email.policy import SMTP
+from typing import Callable
+
+from ..headers import message_ids, normalize_address, one_line, safe_filename
+from .render import Rendered
+
+AUTOMATIC_SUPPRESS = "All"  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
+
+
+def header_text(value: object, max_len: int = 900) -> str:
+    text = one_line(value, 100_000)
+    if "=?" in text:
+        try:
+            text = str(make_header(decode_header(text)))
+        except (LookupError, UnicodeError, ValueError):
+            pass
+    return one_line(text, max_len)
+
+
+def address_header(addresses: list[str]) -> str:
+    valid = [a for a in (normalize_address(x) for x in addresses) if a]
+    if not valid:
+        raise ValueError("no valid recipient address")
+    return ", ".join(valid)
+
+
+def build_email(*, sender: str, sender_name: str, recipients: list[str], rendered: Rendered,
+                message_id: str, in_reply_to: str | None, references: str | None,
+                auto_submitted: str | None, loop_marker: str,
+                files: list[dict] = (), read_file: Callable[[str], bytes] | None = None,
+                extra_headers: dict[str, str] | None = None) -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    from_addr = normalize_address(sender)
+    if from_addr is None:
+        raise ValueError(f"not a sender address: {sender!r}")
+    msg["From"] = email.utils.formataddr((header_text(sender_name, 200), from_addr))
+    msg["To"] = address_header(recipients)
+    msg["Subject"] = header_text(rendered.subject)
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = message_ids(message_id)[0]
+    parents = message_ids(in_reply_to)
+    if parents:
+        msg["In-Reply-To"] = parents[0]
+    chain = message_ids(references)[-20:]
+    if chain:
+        msg["References"] = " ".join(chain)
+    if auto_submitted:
+        msg["Auto-Submitted"] = auto_submitted
+        msg["X-Auto-Response-Suppress"] = AUTOMATIC_SUPPRESS
+    msg["X-Mailgate-Loop"] = header_text(loop_marker, 100)
+    for name, value in (extra_headers or {}).items():
+        msg[name] = header_text(value, 200)
+    msg.set_content(rendered.text)
+    if rendered.html is not None:
+        msg.add_alternative(rendered.html, subtype="html")
+    for item in files:
+        data = read_file(item["sha256"])
+        maintype, _, subtype = (item.get("content_type") or "application/octet-stream"
+                                ).partition("/")
+        msg.add_attachment(data, maintype=maintype or "application",
+                           subtype=subtype or "octet-stream",
+                           filename=safe_filename(header_text(item.get("filename"), 1000)))
+    return msg.as_bytes(policy=SMTP)

@@ -1,0 +1,281 @@
+"""Queue outgoing mail and SMS in the caller's transaction (the outbox), never send here.
+
+A ticket change and the mail it causes commit together: a ticket never exists
+without its acknowledgement queued, and a rolled-back change sends nothing. The
+sender job (`sender.py`) renders and delivers later. Contexts are plain values.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..localdates import language
+from ..models import Address, Agent, Contact, Message, Outbox, Participant, Suppression, Ticket
+from ..tickets import token_for
+
+CUSTOMER_FACING = {"ack", "agent_reply", "status_change", "rejection", "reminder",
+                   "auto_closed"}
+AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed"}
+AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
+                  "escalation", "digest"}
+SMS_KINDS = {"ack", "agent_reply", "status_change"}
+RATE_LIMITED = {"ack", "rejection"}
+TRIM_ACK = 1500
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
+    host = settings.outbound.hostname or settings.gateway.hostname
+    number = ticket.number if ticket is not None and ticket.id else "0"
+    return f"<mg.{kind}.{number}.{secrets.token_hex(8)}@{host}>"
+
+
+def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
+    """(From address, display name) for mail about `ticket`."""
+    address = session.scalar(select(Address.address).where(
+        Address.department_id == ticket.department_id).order_by(Address.id).limit(1))
+    address = settings.outbound.from_address or address or \
+        f"mailgate@{settings.gateway.hostname}"
+    return address, settings.outbound.from_name or ticket.department.name
+
+
+def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | None) -> str:
+    if contact is not None and contact.locale:
+        return language(contact.locale)
+    if ticket is not None and ticket.department.locale:
+        return language(ticket.department.locale)
+    return language(settings.outbound.default_locale)
+
+
+def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
+    dept = ticket.department
+    address, _ = department_sender(session, settings, ticket)
+    return {
+        "ticket": {"number": ticket.number, "token": token_for(ticket, settings.threading.prefix),
+                   "subject": ticket.subject, "status": ticket.status,
+                   "priority": ticket.priority, "category": ticket.category,
+                   "department": dept.name, "department_key": dept.key,
+                   "created_at": iso(ticket.created_at),
+                   "due_at": iso(getattr(ticket, "first_response_due", None))},
+        "department": {"key": dept.key, "name": dept.name, "address": address,
+                       "promise": dept.promise or settings.outbound.response_promise},
+        "requester": {"name": ticket.requester.name, "email": ticket.requester.email},
+        "close_word": settings.outbound.close_words[0] if settings.outbound.close_words
+        else "#close",
+        "timezone": settings.outbound.timezone,
+    }
+
+
+def message_context(message: Message, trim: int | None = None) -> dict:
+    text = message.text_body or ""
+    if trim and len(text) > trim:
+        text = text[:trim].rstrip() + " …"
+    return {"text": text, "author_name": message.author_name,
+            "author_email": message.author_email, "received_at": iso(message.received_at),
+            "attachments": [{"filename": a.filename, "size": a.size}
+                            for a in message.attachments]}
+
+
+def thread_headers(session: Session, ticket: Ticket) -> tuple[str | None, str | None]:
+    """(In-Reply-To, References) continuing the customer's side of the thread."""
+    last = session.scalar(select(Message).where(
+        Message.ticket_id == ticket.id, Message.direction == "in",
+        Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1))
+    if last is None:
+        return None, None
+    chain = (last.references or "").split()[-18:] + [last.message_id]
+    return last.message_id, " ".join(chain)
+
+
+def suppressed(session: Session, addresses: list[str]) -> set[str]:
+    if not addresses:
+        return set()
+    return set(session.scalars(select(Suppression.address).where(
+        Suppression.address.in_(addresses), Suppression.suppressed.is_(True))))
+
+
+def over_rate_limit(session: Session, settings: Settings, address: str,
+                    now: dt.datetime) -> bool:
+    """At most `ack_limit_per_hour` automatic replies to one sender per hour."""
+    sent = session.scalar(select(func.count()).select_from(Outbox).where(
+        Outbox.rate_key == address, Outbox.created_at >= now - dt.timedelta(hours=1)))
+    return sent >= settings.outbound.ack_limit_per_hour
+
+
+def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind: str,
+               recipients: list[str], context: dict, locale: str, sender: tuple[str, str],
+               in_reply_to: str | None = None, references: str | None = None,
+               message_id: str | None = None, now: dt.datetime | None = None) -> Outbox | None:
+    """One outbox row; None when every recipient is suppressed."""
+    recipients = [r for r in dict.fromkeys(recipients) if r]
+    blocked = suppressed(session, recipients)
+    recipients = [r for r in recipients if r not in blocked]
+    if not recipients:
+        return None
+    row = Outbox(
+        ticket=ticket, channel="email", kind=kind, locale=locale, recipients=recipients,
+        sender=sender[0], sender_name=sender[1], context=context,
+        message_id=message_id or new_message_id(settings, kind, ticket),
+        in_reply_to=in_reply_to, references=references,
+        auto_submitted="auto-replied" if kind in AUTO_REPLIED else
+        "auto-generated" if kind in AUTO_GENERATED else None,
+        rate_key=recipients[0] if kind in RATE_LIMITED else None,
+        status="pending", attempts=0, next_attempt_at=now or dt.datetime.now(dt.timezone.utc),
+        created_at=now or dt.datetime.now(dt.timezone.utc))
+    session.add(row)
+    return row
+
+
+def queue_sms(session: Session, settings: Settings, ticket: Ticket, kind: str,
+              contact: Contact, context: dict, locale: str, now: dt.datetime) -> Outbox | None:
+    if kind not in SMS_KINDS or not contact.phone or not ticket.department.sms_enabled:
+        return None
+    row = Outbox(ticket=ticket, channel="sms", kind=kind, locale=locale,
+                 recipients=[contact.phone], context=context, status="pending", attempts=0,
+                 next_attempt_at=now, created_at=now)
+    session.add(row)
+    return row
+
+
+def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
+    if only_assignee and ticket.assignee is not None and ticket.assignee.active:
+        return [ticket.assignee.email]
+    if ticket.department.team_address:
+        return [ticket.department.team_address]
+    return sorted(a.email for a in ticket.department.agents if a.active)
+
+
+def _to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
+                 context: dict, now: dt.datetime, cc: bool = False) -> list[Outbox]:
+    requester = ticket.requester
+    locale = locale_for(settings, requester, ticket)
+    recipients = [requester.email]
+    if cc:
+        recipients += [c.email for c in session.scalars(
+            select(Contact).join(Participant).where(Participant.ticket_id == ticket.id,
+                                                    Participant.role == "cc"))]
+    context = {**context, "recipient": {"name": requester.name, "email": requester.email,
+                                        "role": "customer"}}
+    in_reply_to, references = thread_headers(session, ticket)
+    rows = [queue_mail(session, settings, ticket, kind, recipients, context, locale,
+                       department_sender(session, settings, ticket), in_reply_to, references,
+                       now=now)]
+    rows.append(queue_sms(session, settings, ticket, kind, requester, context, locale, now))
+    return [r for r in rows if r is not None]
+
+
+def _to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
+               context: dict, now: dt.datetime, only_assignee: bool = False) -> list[Outbox]:
+    rows = []
+    locale = language(ticket.department.locale or settings.outbound.default_locale)
+    sender = department_sender(session, settings, ticket)
+    for address in agent_recipients(ticket, only_assignee):
+        ctx = {**context, "recipient": {"name": "", "email": address, "role": "agent"}}
+        row = queue_mail(session, settings, ticket, kind, [address], ctx, locale, sender,
+                         now=now, message_id=agent_message_id(session, settings, ticket,
+                                                              address, kind))
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def agent_message_id(session: Session, settings: Settings, ticket: Ticket, address: str,
+                     kind: str) -> str:
+    """The signed Message-ID of a notification to an agent (or the team address): a
+    reply carrying it in References proves it answers our mail (agent_mail.py)."""
+    from ..agent_mail import TEAM, signer_for
+
+    agent = session.scalar(select(Agent).where(Agent.email == address))
+    return signer_for(settings).message_id(ticket.id, agent.id if agent else TEAM)
+
+
+# -- what the pipeline and the commands call --------------------------------------
+
+def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, message: Message,
+                     may_autorespond: bool, refused: list[tuple[str, str]],
+                     now: dt.datetime, files_limit: int | None = None) -> list[str]:
+    """Acknowledgement (+ SMS) and rejection notice to the requester, notification to agents.
+    Returns trace lines."""
+    notes = []
+    base = ticket_context(session, settings, ticket)
+    if may_autorespond and not over_rate_limit(session, settings, ticket.requester.email, now):
+        _to_customer(session, settings, ticket, "ack",
+                     {**base, "message": message_context(message, TRIM_ACK)}, now)
+        notes.append("notify: acknowledgement queued")
+        if refused:
+            _rejection(session, settings, ticket, base, refused, now)
+            notes.append("notify: rejection notice queued")
+    elif may_autorespond:
+        notes.append(f"notify: no acknowledgement, {ticket.requester.email} had "
+                     f"{settings.outbound.ack_limit_per_hour} this hour")
+    else:
+        notes.append("notify: automatic mail, no acknowledgement")
+    files, big = _attachable(message, files_limit or settings.outbound.attach_limit)
+    rows = _to_agents(session, settings, ticket, "new_ticket",
+                      {**base, "message": message_context(message), "files": files,
+                       "big_attachments": big}, now)
+    notes.append(f"notify: {len(rows)} agent notification(s) queued")
+    return notes
+
+
+def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
+                         message: Message, may_autorespond: bool,
+                         refused: list[tuple[str, str]], now: dt.datetime) -> list[str]:
+    base = ticket_context(session, settings, ticket)
+    files, big = _attachable(message, settings.outbound.attach_limit)
+    rows = _to_agents(session, settings, ticket, "customer_reply",
+                      {**base, "message": message_context(message), "files": files,
+                       "big_attachments": big}, now, only_assignee=True)
+    notes = [f"notify: {len(rows)} agent notification(s) queued"]
+    if refused and may_autorespond and not over_rate_limit(
+            session, settings, ticket.requester.email, now):
+        _rejection(session, settings, ticket, base, refused, now)
+        notes.append("notify: rejection notice queued")
+    return notes
+
+
+def status_changed(session: Session, settings: Settings, ticket: Ticket, old: str, new: str,
+                   reason: str = "", now: dt.datetime | None = None) -> list[Outbox]:
+    """Status mail to the requester when the change is one the admin made customer-visible."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    shown = "reopened" if old in ("resolved", "closed") and new == "open" else new
+    if shown not in settings.outbound.notify_statuses:
+        return []
+    context = {**ticket_context(session, settings, ticket),
+               "status": {"old": old, "new": shown, "reason": reason or ""}}
+    return _to_customer(session, settings, ticket, "status_change", context, now)
+
+
+def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,
+                agent: Agent, now: dt.datetime) -> list[Outbox]:
+    """Relay an agent's answer to the requester and the Cc participants."""
+    context = {**ticket_context(session, settings, ticket),
+               "message": message_context(message),
+               "agent": {"name": agent.name, "email": agent.email}}
+    return _to_customer(session, settings, ticket, "agent_reply", context, now, cc=True)
+
+
+def _rejection(session, settings, ticket, base, refused, now) -> None:
+    context = {**base, "refused": [{"filename": f, "reason": r} for f, r in refused],
+               "reason": "", "limit_bytes": settings.limits.max_attachment_size}
+    _to_customer(session, settings, ticket, "rejection", context, now)
+
+
+def _attachable(message: Message, limit: int) -> tuple[list[dict], list[dict]]:
+    files, big, total = [], [], 0
+    for att in message.attachments:
+        item = {"filename": att.filename, "size": att.size, "sha256": att.sha256,
+                "content_type": att.sniffed_type or att.content_type}
+        if total + att.size <= limit:
+            files.append(item)
+            total += att.size
+        else:
+            big.append({"filename": att.filename, "size": att.size})
+    return files, big

@@ -1,0 +1,136 @@
+"""Templates: one Jinja2 environment, one folder per locale, admin overrides first.
+
+Each message NAME is `templates/<locale>/NAME.subject`, `NAME.txt` and optionally
+`NAME.html` (then the mail is multipart/alternative); SMS texts are
+`templates/<locale>/sms/NAME.txt`. A file of the same relative name in
+`[outbound] templates_dir` wins over the built-in one. A template missing in a
+locale falls back to `en` with a warning. Templates receive plain values
+(dicts, strings, datetimes), never ORM objects. HTML is autoescaped; a missing
+variable is an error (StrictUndefined), so `mailgate check` catches typos.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    select_autoescape,
+)
+
+from ..config import Settings
+from ..headers import one_line
+from ..localdates import format_date, format_datetime, language, to_persian_digits
+
+log = logging.getLogger("mailgate.templates")
+BUILTIN = Path(__file__).resolve().parent.parent.parent / "templates"
+RTL = {"fa", "ar", "he", "ur"}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+class Templates:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        folders = [settings.outbound.templates_dir] if settings.outbound.templates_dir else []
+        self.folders = [Path(f) for f in folders] + [BUILTIN]
+        self.env = Environment(
+            loader=ChoiceLoader([FileSystemLoader(str(f)) for f in self.folders]),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+            lstrip_blocks=True)
+
+    def locales(self) -> list[str]:
+        return sorted({p.name for f in self.folders if f.is_dir() for p in f.iterdir()
+                       if p.is_dir()})
+
+    def names(self, sms: bool = False) -> list[str]:
+        folder = BUILTIN / "en" / ("sms" if sms else "")
+        suffix = ".txt"
+        return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+
+    def _resolve(self, locale: str, relative: str) -> str | None:
+        """`<lang>/relative` if it exists, else `en/relative` (warned), else None."""
+        lang = language(locale) if locale else "en"
+        for candidate in (f"{lang}/{relative}", f"en/{relative}"):
+            try:
+                self.env.get_template(candidate)
+            except TemplateNotFound:
+                continue
+            if not candidate.startswith(f"{lang}/"):
+                log.warning("template %s missing for locale %s; using en", relative, lang)
+            return candidate
+        return None
+
+    def _context(self, locale: str, context: dict) -> dict:
+        lang = language(locale)
+        tz = context.get("timezone") or self.settings.outbound.timezone
+
+        def when(value):
+            if isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            return format_datetime(value, lang, tz) if value else ""
+
+        def day(value):
+            if isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            return format_date(value, lang, tz) if value else ""
+
+        def digits(value):
+            return to_persian_digits(str(value)) if lang == "fa" else str(value)
+
+        def size(value):
+            value = int(value)
+            text = (f"{value / 1048576:.1f} MB" if value >= 1048576 else
+                    f"{value / 1024:.0f} KB" if value >= 1024 else f"{value} B")
+            return digits(text)
+
+        return {**context, "locale": lang, "dir": "rtl" if lang in RTL else "ltr",
+                "when": when, "day": day, "digits": digits, "size": size}
+
+    def render(self, name: str, locale: str, context: dict) -> Rendered:
+        """The subject (one line), text and HTML of message `name`."""
+        values = self._context(locale, context)
+        subject_name = self._resolve(locale, f"{name}.subject")
+        text_name = self._resolve(locale, f"{name}.txt")
+        if subject_name is None or text_name is None:
+            raise TemplateNotFound(f"{name}.subject/.txt")
+        html_name = self._resolve(locale, f"{name}.html")
+        subject = one_line(self.env.get_template(subject_name).render(values), 900)
+        text = self.env.get_template(text_name).render(values)
+        html = self.env.get_template(html_name).render(values) if html_name else None
+        return Rendered(subject, text, html)
+
+    def render_sms(self, name: str, locale: str, context: dict) -> str:
+        template = self._resolve(locale, f"sms/{name}.txt")
+        if template is None:
+            raise TemplateNotFound(f"sms/{name}.txt")
+        return self.env.get_template(template).render(self._context(locale, context)).strip()
+
+    def check(self, samples: dict[str, dict]) -> list[tuple[str, str]]:
+        """Render every message and SMS in every locale; (template, error) for failures."""
+        problems = []
+        for locale in self.locales():
+            for name in self.names():
+                try:
+                    self.render(name, locale, samples.get(name, samples["_default"]))
+                except Exception as error:  # report every kind of template error
+                    problems.append((f"{locale}/{name}", f"{error.__class__.__name__}: {error}"))
+            for name in self.names(sms=True):
+                try:
+                    self.render_sms(name, locale, samples.get(name, samples["_default"]))
+                except Exception as error:
+                    problems.append((f"{locale}/sms/{name}",
+                                     f"{error.__class__.__name__}: {error}"))
+        return problems

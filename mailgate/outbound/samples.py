@@ -1,0 +1,172 @@
+"""A realistic sample context per template, for `mailgate check` and the tests.
+
+Each context has the shape `notify.py` queues: plain values only, dates as
+ISO 8601 strings with an offset. Some values are Persian or Georgian on
+purpose, so every check also renders right-to-left text and non-Latin scripts.
+A template without an entry of its own is rendered with `_default`.
+"""
+from __future__ import annotations
+
+# A Persian customer writing to Billing, answered in Tehran time.
+_BILLING_TICKET = {
+    "number": "100017",
+    "token": "[MG#100017]",
+    "subject": "مبلغ فاکتور دو بار از کارتم کسر شد",
+    "status": "open",
+    "priority": "high",
+    "category": "refund",
+    "department": "Billing",
+    "department_key": "billing",
+    "created_at": "2026-11-13T09:41:00+03:30",
+    "due_at": "2026-11-14T12:00:00+00:00",
+}
+_BILLING = {
+    "key": "billing",
+    "name": "Billing",
+    "address": "billing@support.example.com",
+    "promise": "We usually answer within one working day.",
+}
+_MARYAM = {"name": "مریم احمدی", "email": "maryam.ahmadi@example.ir"}
+
+# A Georgian customer writing to technical support, in Tbilisi time.
+_SUPPORT_TICKET = {
+    "number": "100023",
+    "token": "[MG#100023]",
+    "subject": "ინტერნეტი საღამოობით ძალიან ნელა მუშაობს",
+    "status": "answered",
+    "priority": "normal",
+    "category": None,
+    "department": "Technical support",
+    "department_key": "support",
+    "created_at": "2026-11-10T18:05:00+04:00",
+    "due_at": None,
+}
+_SUPPORT = {
+    "key": "support",
+    "name": "Technical support",
+    "address": "support@support.example.com",
+    "promise": "",
+}
+_LEVAN = {"name": "ლევან ჯავახიშვილი", "email": "levan.javakhishvili@example.ge"}
+_NINO = {"name": "ნინო ბერიძე", "email": "nino.beridze@support.example.com"}
+
+_RECEIPT = {"filename": "رسید-بانک.pdf", "size": 184_320}
+_STATEMENT_OCT = {"filename": "bank-statement-2026-10.pdf", "size": 6_291_456}
+_STATEMENT_NOV = {"filename": "bank-statement-2026-11.pdf", "size": 6_815_744}
+
+_MARYAM_TEXT = (
+    "سلام،\n"
+    "امروز صبح مبلغ فاکتور شماره‌ی ۲۰۲۶-۱۱۴ دو بار از کارت بانکی‌ام کسر شد.\n"
+    "رسید بانک را پیوست کرده‌ام. لطفاً مبلغ اضافه را به حسابم برگردانید.\n"
+    "\n"
+    "با تشکر،\n"
+    "مریم احمدی"
+)
+
+
+def _billing(recipient_role: str = "customer") -> dict:
+    recipient = ({**_MARYAM, "role": "customer"} if recipient_role == "customer"
+                 else {"name": "", "email": "billing-team@support.example.com", "role": "agent"})
+    return {"ticket": _BILLING_TICKET, "department": _BILLING, "requester": _MARYAM,
+            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tehran"}
+
+
+def _support(recipient_role: str = "customer") -> dict:
+    recipient = ({**_LEVAN, "role": "customer"} if recipient_role == "customer"
+                 else {"name": "", "email": "support-team@support.example.com", "role": "agent"})
+    return {"ticket": _SUPPORT_TICKET, "department": _SUPPORT, "requester": _LEVAN,
+            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tbilisi"}
+
+
+SAMPLES: dict[str, dict] = {
+    "_default": _billing(),
+    "ack": {
+        **_billing(),
+        "message": {"text": _MARYAM_TEXT, "author_name": "مریم احمدی",
+                    "received_at": "2026-11-13T09:41:00+03:30", "attachments": [_RECEIPT]},
+    },
+    "new_ticket": {
+        **_billing("agent"),
+        "message": {"text": _MARYAM_TEXT, "author_name": "مریم احمدی",
+                    "received_at": "2026-11-13T09:41:00+03:30",
+                    "attachments": [_RECEIPT, _STATEMENT_OCT, _STATEMENT_NOV]},
+        "big_attachments": [_STATEMENT_NOV],
+    },
+    "customer_reply": {
+        **_support("agent"),
+        "message": {"text": "გამარჯობა,\nროუტერი გადავტვირთე, მაგრამ საღამოს 8 საათის "
+                            "შემდეგ სიჩქარე ისევ 2 Mbps-მდე ეცემა.\nსპიდტესტის სქრინშოტს "
+                            "ვურთავ.\n\nლევანი",
+                    "author_name": "ლევან ჯავახიშვილი",
+                    "received_at": "2026-11-12T20:14:00+04:00",
+                    "attachments": [{"filename": "speedtest.png", "size": 241_664}]},
+        "big_attachments": [],
+    },
+    "agent_reply": {
+        **_support(),
+        "message": {"text": "გამარჯობა, ლევან!\n\nთქვენს ხაზზე საღამოს გადატვირთულ "
+                            "სეგმენტს ვხედავთ. ხვალიდან ახალ პორტზე გადაგიყვანთ და "
+                            "სიჩქარე აღდგება.\nთუ ორშაბათამდე არ გამოსწორდა, მოგვწერეთ.",
+                    "author_name": "ნინო ბერიძე",
+                    "received_at": "2026-11-13T11:02:00+04:00", "attachments": []},
+        "agent": _NINO,
+    },
+    "status_change": {
+        **_support(),
+        "status": {"old": "answered", "new": "resolved",
+                   "reason": "The line was moved to a new port on 14 November."},
+    },
+    "rejection": {
+        **_billing(),
+        "refused": [
+            {"filename": "invoice-viewer.exe", "reason": "files named .exe are not accepted"},
+            {"filename": "اسکن-قرارداد.pdf",
+             "reason": "15728640 bytes exceeds the limit of 10485760 bytes"},
+        ],
+        "reason": "",
+        "limit_bytes": 10_485_760,
+    },
+    "command_result": {
+        **_billing("agent"),
+        "errors": [
+            {"line": "#status solved",
+             "reason": "unknown status 'solved'; use open, in_progress, answered, resolved "
+                       "or closed"},
+            {"line": "#department sales", "reason": "no department with the key 'sales'"},
+        ],
+        "applied": ["#priority urgent", "#assign me"],
+    },
+    "reminder": {**_support(), "waiting_days": 5, "close_after_days": 3},
+    "auto_closed": {**_support(), "waiting_days": 8, "reopen_days": 14},
+    "sla_warning": {
+        **_billing("agent"),
+        "deadline": {"kind": "first_response", "due_at": "2026-11-14T12:00:00+00:00"},
+    },
+    "escalation": {
+        **_support("agent"),
+        "deadline": {"kind": "resolution", "due_at": "2026-11-13T14:30:00+00:00"},
+        "assignee": {"name": "გიორგი კაპანაძე",
+                     "email": "giorgi.kapanadze@support.example.com"},
+    },
+    "digest": {
+        "department": _BILLING,
+        "recipient": {**_NINO, "role": "agent"},
+        "agent": _NINO,
+        "close_word": "#close",
+        "timezone": "Asia/Tbilisi",
+        "total": 3,
+        "overdue_count": 1,
+        "tickets": [
+            {"number": "100011", "token": "[MG#100011]", "subject": "Refund not received",
+             "status": "open", "priority": "urgent", "age": "4 working days", "overdue": True,
+             "due_at": "2026-11-12T10:00:00+00:00"},
+            {"number": "100017", "token": "[MG#100017]",
+             "subject": "مبلغ فاکتور دو بار از کارتم کسر شد", "status": "in_progress",
+             "priority": "high", "age": "1 working day", "overdue": False,
+             "due_at": "2026-11-14T12:00:00+00:00"},
+            {"number": "100019", "token": "[MG#100019]",
+             "subject": "ანგარიშ-ფაქტურის ასლი", "status": "answered", "priority": "normal",
+             "age": "2 working days", "overdue": False, "due_at": None},
+        ],
+    },
+}

@@ -1,0 +1,360 @@
+"""Outbound mail through the durable outbox, against a real SMTP relay on loopback."""
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from mailgate import tickets as ops
+from mailgate.gateway import Gateway
+from mailgate.models import Contact, Department, Outbox, Suppression, Ticket
+from mailgate.outbound import notify
+from mailgate.outbound.sender import OutboxSender
+from mailgate.pipeline import Envelope, ingest
+from tests.mails import make_mail
+from tests.servers.relay import RecordingRelay
+
+PIPE = Envelope("pipe")
+CUSTOMER = "customer@example.org"
+
+
+class Clock:
+    def __init__(self):
+        self.now = dt.datetime.now(dt.timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def relay():
+    server = RecordingRelay().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def mgw(settings, parser_pool, relay, clock, departments):
+    """A gateway whose outbound mail goes to the recording relay."""
+    settings = settings.replace(outbound={
+        "transport": "smtp", "relay_host": "127.0.0.1", "relay_port": relay.port,
+        "relay_security": "none", "bounce_address": "bounces@example.com",
+        "hostname": "mg.example.com", "retry_base": 60.0, "max_attempts": 3})
+    gateway = Gateway(settings, parser=parser_pool, clock=clock)
+    yield gateway
+    gateway.close()
+
+
+def send_all(gw) -> int:
+    return OutboxSender(gw).run_once()
+
+
+def outbox(gw, *where) -> list[Outbox]:
+    with gw.db.unit_of_work() as session:
+        return list(session.scalars(select(Outbox).where(*where).order_by(Outbox.id)))
+
+
+def strict(raw: bytes):
+    return email.message_from_bytes(raw, policy=email.policy.strict)
+
+
+def test_acknowledgement_arrives_threaded_with_token_and_both_parts(mgw, relay):
+    result = ingest(mgw, make_mail(message_id="<first@client.example.org>"), PIPE)
+    assert send_all(mgw) == 2  # ack to the customer, notification to the agent
+    [ack] = relay.to(CUSTOMER)
+    msg = strict(ack.raw)
+    assert f"[MG#{result.ticket}]" in msg["Subject"]
+    assert msg["In-Reply-To"] == "<first@client.example.org>"
+    assert "<first@client.example.org>" in msg["References"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["From"].addresses[0].addr_spec == "support@example.com"
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert "##-" in msg.get_body(("plain",)).get_content()
+    [row] = outbox(mgw, Outbox.kind == "ack")
+    assert msg["Message-ID"] == row.message_id
+    assert ack.mail_from == f"bounces+o{row.id}@example.com"  # VERP
+    [note] = relay.to("agent@example.com")
+    assert strict(note.raw)["Auto-Submitted"] == "auto-generated"
+
+
+def reply_to(received, body: str, subject: str | None = None, keep_headers: bool = True,
+             sender: str = f"Customer <{CUSTOMER}>") -> bytes:
+    """A reply built from a received message, as a mail client does."""
+    original = received.message
+    headers = {}
+    if keep_headers:
+        headers = {"in_reply_to": original["Message-ID"],
+                   "references": f"{original.get('References', '')} {original['Message-ID']}"}
+    return make_mail(sender=sender, to=str(original["From"]),
+                     subject=subject or f"Re: {original['Subject']}", body=body, **headers)
+
+
+def test_customer_reply_to_the_acknowledgement_threads(mgw, relay):
+    first = ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    [ack] = relay.to(CUSTOMER)
+    reply = ingest(mgw, reply_to(ack, "Here is more information."), PIPE)
+    assert (reply.outcome, reply.ticket) == ("appended", first.ticket)
+    # a client that rewrote the subject keeps only In-Reply-To
+    lost = ingest(mgw, reply_to(ack, "Again.", subject="Printer"), PIPE)
+    assert (lost.outcome, lost.ticket) == ("appended", first.ticket)
+    assert any("In-Reply-To" in line for line in lost.trace)
+
+
+def test_relay_down_queues_and_delivers_once_it_is_back(mgw, relay, clock):
+    relay.stop()
+    ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    rows = outbox(mgw)
+    assert {r.status for r in rows} == {"pending"} and all(r.attempts == 1 for r in rows)
+    assert send_all(mgw) == 0  # not due yet: backoff
+    relay.start()
+    clock.advance(minutes=2)
+    assert send_all(mgw) == 2
+    assert {r.status for r in outbox(mgw)} == {"sent"}
+    assert len(relay.received) == 2
+
+
+def test_permanent_refusal_is_recorded_and_not_retried(mgw, relay, clock):
+    relay.answer = "554 5.7.1 Message refused"
+    result = ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    clock.advance(hours=7)
+    assert send_all(mgw) == 0
+    ack = outbox(mgw, Outbox.kind == "ack")[0]
+    assert ack.status == "failed" and "554" in ack.last_error and ack.attempts == 1
+    with mgw.db.unit_of_work() as session:
+        events = [e.kind for e in ops.get_ticket(session, result.ticket).events]
+        assert "delivery_failed" in events
+        assert session.get(Suppression, CUSTOMER).hard_bounces == 1
+
+
+def test_temporary_failures_stop_after_max_attempts(mgw, relay, clock):
+    relay.answer = "451 4.3.0 try later"
+    ingest(mgw, make_mail(), PIPE)
+    for _ in range(5):
+        send_all(mgw)
+        clock.advance(hours=7)
+    ack = outbox(mgw, Outbox.kind == "ack")[0]
+    assert (ack.status, ack.attempts) == ("failed", 3)
+
+
+@pytest.mark.parametrize("subject,name", [
+    ("Hello\r\nBcc: victim@example.net", "Eve\r\nBcc: victim@example.net"),
+    ("=?UTF-8?Q?Hi=0ABcc:_victim@example.net?=", "=?UTF-8?Q?Eve=0ACc:_victim@example.net?="),
+    ("Hi\u2028Bcc: victim@example.net", "Eve\u2029Cc: victim@example.net"),
+    ("{{7*7}} {% raw %}", "{{ config }}"),
+])
+def test_user_data_cannot_inject_headers_or_recipients(mgw, relay, subject, name):
+    """Hostile text in every place that ends up in a header: the ticket subject, the
+    department's display name (From), an attachment's filename."""
+    pdf = b"%PDF-1.4 x"
+    result = ingest(mgw, make_mail(attachments=[("report.pdf", "application/pdf", pdf)]),
+                    PIPE)
+    with mgw.db.unit_of_work() as session:
+        t = ops.get_ticket(session, result.ticket)
+        t.subject = subject  # worst case: raw text straight into the templates
+        t.requester.name = name
+        t.department.name = name
+        t.messages[0].attachments[0].filename = name + ".pdf"
+        session.query(Outbox).delete()
+        session.flush()
+        notify.status_changed(session, mgw.settings, t, "new", "resolved", reason=subject,
+                              now=mgw.now())
+        notify.after_customer_reply(session, mgw.settings, t, t.messages[0], True, [],
+                                    mgw.now())
+    assert send_all(mgw) == 2, [(r.kind, r.status, r.last_error) for r in outbox(mgw)]
+    allowed = {"from", "to", "subject", "date", "message-id", "in-reply-to", "references",
+               "auto-submitted", "x-auto-response-suppress", "x-mailgate-loop",
+               "x-mailgate-ticket", "mime-version", "content-type",
+               "content-transfer-encoding"}
+    for item in relay.received:
+        msg = strict(item.raw)
+        assert item.rcpt_tos in ([CUSTOMER], ["agent@example.com"])
+        assert {k.lower() for k in msg.keys()} <= allowed
+        assert len(msg.get_all("To")) == 1 and len(msg.get_all("Subject")) == 1
+        assert [a.addr_spec for a in msg["To"].addresses] == item.rcpt_tos
+        assert "\n" not in msg["Subject"] and "\u2028" not in msg["Subject"]
+        assert "victim" not in str(msg["To"])
+        if "{{7*7}}" in subject:
+            assert "{{7*7}}" in msg["Subject"] and "49" not in msg["Subject"]
+        for part in msg.iter_attachments():
+            assert {k.lower() for k in part.keys()} <= {
+                "content-type", "content-transfer-encoding", "content-disposition",
+                "mime-version"}
+            assert "\n" not in (part.get_filename() or "")
+
+
+def dsn(to: str, original_id: str, recipient: str = CUSTOMER, status: str = "5.1.1") -> bytes:
+    return (f"From: MAILER-DAEMON@mx.example.org\r\nTo: {to}\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            f"Message-ID: <dsn-{original_id.strip('<>')}-{status}@mx.example.org>\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.org\r\n\r\n"
+            f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n"
+            "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            f"Message-ID: {original_id}\r\nSubject: x\r\n--B--\r\n").encode()
+
+
+def test_bounce_to_the_verp_address_is_linked_and_opens_no_ticket(mgw, relay):
+    result = ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    [ack] = relay.to(CUSTOMER)
+    bounce = ingest(mgw, dsn(ack.mail_from, strict(ack.raw)["Message-ID"]),
+                    Envelope("smtp", "", (ack.mail_from,)))
+    assert (bounce.outcome, bounce.ticket) == ("bounce", result.ticket)
+    with mgw.db.unit_of_work() as session:
+        assert session.scalar(select(func.count()).select_from(Ticket)) == 1
+        t = ops.get_ticket(session, result.ticket)
+        [event] = [e for e in t.events if e.kind == "bounce"]
+        assert "5.1.1" in event.detail
+    assert outbox(mgw, Outbox.kind == "ack")[0].status == "bounced"
+
+
+def test_repeated_hard_bounces_suppress_the_address(mgw, relay):
+    for i in range(3):
+        ingest(mgw, make_mail(subject=f"try {i}"), PIPE)
+        send_all(mgw)
+        ack = relay.to(CUSTOMER)[-1]
+        ingest(mgw, dsn(ack.mail_from, strict(ack.raw)["Message-ID"]),
+               Envelope("smtp", "", (ack.mail_from,)))
+    with mgw.db.unit_of_work() as session:
+        assert session.get(Suppression, CUSTOMER).suppressed
+    before = len(relay.to(CUSTOMER))
+    ingest(mgw, make_mail(subject="after suppression"), PIPE)
+    send_all(mgw)
+    assert len(relay.to(CUSTOMER)) == before
+
+
+def test_autoresponder_peer_cannot_loop_more_than_the_hourly_limit(mgw, relay):
+    """The peer answers everything it gets, without Auto-Submitted and with a fresh
+    subject each time (the worst case: every answer opens a new ticket)."""
+    answered = []
+
+    def autoresponder(item):
+        if CUSTOMER in item.rcpt_tos:
+            answered.append(make_mail(subject=f"I am away ({len(answered)})",
+                                      body="I am on holiday."))
+
+    relay.hooks.append(autoresponder)
+    ingest(mgw, make_mail(), PIPE)
+    for _ in range(12):
+        send_all(mgw)
+        while answered:
+            ingest(mgw, answered.pop(), PIPE)
+    acks = [r for r in relay.to(CUSTOMER)]
+    assert len(acks) == mgw.settings.outbound.ack_limit_per_hour == 5
+
+
+def test_automatic_mail_gets_no_acknowledgement(mgw, relay):
+    ingest(mgw, make_mail(precedence="bulk", list_id="<l.example>"), PIPE)
+    send_all(mgw)
+    assert relay.to(CUSTOMER) == [] and len(relay.to("agent@example.com")) == 1
+
+
+def test_status_changes_the_admin_marked_visible_are_mailed(mgw, relay):
+    result = ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    with mgw.db.unit_of_work() as session:
+        t = ops.get_ticket(session, result.ticket)
+        assert notify.status_changed(session, mgw.settings, t, "new", "in_progress",
+                                     now=mgw.now()) == []
+        rows = notify.status_changed(session, mgw.settings, t, "in_progress", "resolved",
+                                     reason="Replaced the toner", now=mgw.now())
+        assert len(rows) == 1
+    send_all(mgw)
+    last = strict(relay.to(CUSTOMER)[-1].raw)
+    assert "Replaced the toner" in last.get_body(("plain",)).get_content()
+
+
+def test_rolled_back_change_queues_nothing(mgw, relay, monkeypatch):
+    import mailgate.pipeline
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected after the outbox rows were added")
+
+    real = mailgate.pipeline.notify_inbound
+
+    def notify_then_fail(*args, **kwargs):
+        real(*args, **kwargs)
+        fail()
+
+    monkeypatch.setattr(mailgate.pipeline, "notify_inbound", notify_then_fail)
+    result = ingest(mgw, make_mail(), PIPE)
+    assert result.outcome == "quarantined"
+    assert outbox(mgw) == [] and send_all(mgw) == 0
+
+
+def test_refused_attachment_gets_a_rejection_notice(mgw, relay):
+    ingest(mgw, make_mail(attachments=[("setup.exe", "application/octet-stream",
+                                        b"MZ\x90\x00" + b"\0" * 100)]), PIPE)
+    send_all(mgw)
+    kinds = sorted(r.kind for r in outbox(mgw))
+    assert kinds == ["ack", "new_ticket", "rejection"]
+    notice = [strict(r.raw) for r in relay.to(CUSTOMER) if "setup.exe" in
+              strict(r.raw).get_body(("plain",)).get_content()]
+    assert len(notice) == 1 and notice[0]["Auto-Submitted"] == "auto-replied"
+
+
+def test_file_transport_is_the_default(settings, parser_pool, departments):
+    gw = Gateway(settings, parser=parser_pool)
+    result = ingest(gw, make_mail(), PIPE)
+    assert OutboxSender(gw).run_once() == 2
+    files = sorted((settings.storage.dir / "outbox").glob("*.eml"))
+    assert len(files) == 2
+    texts = [f.read_bytes() for f in files]
+    assert any(f"[MG#{result.ticket}]".encode() in t and b"X-Envelope-To: <customer@"
+               in t for t in texts)
+
+
+def test_two_senders_never_send_a_row_twice(pg_url, tmp_path, parser_pool, relay):
+    """Several daemons share one outbox on PostgreSQL (SKIP LOCKED); on SQLite one daemon."""
+    from mailgate.config import Settings
+    from mailgate.models import Address
+    from tests.conftest import _truncate_all
+
+    settings = Settings().replace(
+        database={"url": pg_url}, storage={"dir": tmp_path / "var", "fsync": False},
+        outbound={"transport": "smtp", "relay_host": "127.0.0.1", "relay_port": relay.port,
+                  "relay_security": "none"})
+    gateways = [Gateway(settings, parser=parser_pool) for _ in range(3)]
+    _truncate_all(gateways[0].db)
+    with gateways[0].db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+    for i in range(30):
+        ingest(gateways[0], make_mail(sender=f"c{i}@example.org", subject=f"parallel {i}"),
+               PIPE)
+    threads = [threading.Thread(target=OutboxSender(g).run_once) for g in gateways]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g in gateways:
+        g.close()
+    ids = [strict(r.raw)["Message-ID"] for r in relay.received]
+    assert len(ids) == 30 and len(set(ids)) == 30  # 30 acks (no agents in the department)
+
+
+def test_agent_notification_goes_to_team_address_when_set(mgw, relay):
+    with mgw.db.unit_of_work() as session:
+        session.scalar(select(Department).where(Department.key == "support")).team_address = \
+            "team@example.com"
+    ingest(mgw, make_mail(), PIPE)
+    send_all(mgw)
+    assert len(relay.to("team@example.com")) == 1 and relay.to("agent@example.com") == []
