@@ -29,4 +29,5 @@ def make_mail(sender: str = "Customer <customer@example.org>", to: str = "suppor
     for filename, content_type, data in attachments:
         maintype, subtype = content_type.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg.as_bytes(policy=SMTP)
+    # long Message-IDs stay literal, as real mail clients write them
+    return msg.as_bytes(policy=SMTP.clone(max_line_length=998))

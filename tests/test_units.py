@@ -167,3 +167,11 @@ def _att(name, declared, data):
 def test_attachment_policy(name, declared, data, refused):
     reason = refusal(_att(name, declared, data), LimitSettings())
     assert (reason is None) if refused is None else (refused in reason)
+
+
+def test_encoded_word_wrapped_message_ids_still_thread():
+    long_id = "<mg.n.1.1.e9f9776f0b679d75.8d0e0ba2ddb169138a338e9977a073843311@mg.example.com>"
+    raw = (b"From: a@example.org\r\nSubject: x\r\n"
+           b"In-Reply-To: =?utf-8?q?=3Cmg=2En=2E1=2E1=2Ee9f9776f0b679d75=2E8d0e0ba2ddb169?=\r\n"
+           b" =?utf-8?q?138a338e9977a073843311=40mg=2Eexample=2Ecom=3E?=\r\n\r\nbody\r\n")
+    assert parse_message(raw).in_reply_to == [long_id]

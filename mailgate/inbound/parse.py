@@ -277,8 +277,10 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
         defects.extend(one_line(d, 300) for v in entry.values() for d in v)
     return ParsedMessage(
         message_id=first_message_id(msg.get("Message-ID")),
-        in_reply_to=message_ids(msg.get("In-Reply-To")),
-        references=message_ids(" ".join(str(v) for v in msg.get_all("References") or [])),
+        # some mailers wrap long ids into encoded words: decode before looking for <ids>
+        in_reply_to=message_ids(decode_text_header(msg.get("In-Reply-To"))),
+        references=message_ids(" ".join(decode_text_header(v)
+                                        for v in msg.get_all("References") or [])),
         subject=one_line(decode_text_header(msg.get("Subject")), 500),
         from_name=from_name,
         from_addr=_addresses(from_pairs)[0] if _addresses(from_pairs) else None,

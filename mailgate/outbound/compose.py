@@ -17,7 +17,12 @@ from typing import Callable
 from ..headers import message_ids, normalize_address, one_line, safe_filename
 from .render import Rendered
 
-AUTOMATIC_SUPPRESS = "All"  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
+AUTOMATIC_SUPPRESS = "All"
+# The stdlib wraps an unstructured header value longer than max_line_length that
+# has no space in it into RFC 2047 encoded words; In-Reply-To and References are
+# unstructured to it, and an encoded Message-ID no longer threads anywhere.
+# Message-IDs must stay literal, so lines may be as long as RFC 5322 allows.
+POLICY = SMTP.clone(max_line_length=998)  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
 
 
 def header_text(value: object, max_len: int = 900) -> str:
@@ -42,7 +47,7 @@ def build_email(*, sender: str, sender_name: str, recipients: list[str], rendere
                 auto_submitted: str | None, loop_marker: str,
                 files: list[dict] = (), read_file: Callable[[str], bytes] | None = None,
                 extra_headers: dict[str, str] | None = None) -> bytes:
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=POLICY)
     from_addr = normalize_address(sender)
     if from_addr is None:
         raise ValueError(f"not a sender address: {sender!r}")
@@ -73,4 +78,4 @@ def build_email(*, sender: str, sender_name: str, recipients: list[str], rendere
         msg.add_attachment(data, maintype=maintype or "application",
                            subtype=subtype or "octet-stream",
                            filename=safe_filename(header_text(item.get("filename"), 1000)))
-    return msg.as_bytes(policy=SMTP)
+    return msg.as_bytes(policy=POLICY)

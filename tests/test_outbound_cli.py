@@ -1,0 +1,138 @@
+"""Outbox and template commands, SMS through the outbox, `mailgate check` on templates."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from mailgate.cli import main
+from mailgate.gateway import Gateway
+from mailgate.models import Contact, Department, Outbox
+from mailgate.outbound.sender import OutboxSender
+from mailgate.pipeline import Envelope, ingest
+from tests.mails import make_mail
+
+
+class Recorder(BaseHTTPRequestHandler):
+    requests: list = []
+    status = 200
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Recorder.requests.append((self.path, dict(self.headers), body))
+        self.send_response(Recorder.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"id": "sms-1"}')
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def sms_endpoint():
+    Recorder.requests, Recorder.status = [], 200
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sms"
+    server.shutdown()
+
+
+def test_sms_goes_through_the_outbox_when_phone_and_department_allow(settings, parser_pool,
+                                                                     departments, sms_endpoint):
+    settings = settings.replace(sms={"backend": "webhook", "webhook_url": sms_endpoint})
+    gw = Gateway(settings, parser=parser_pool)
+    with gw.db.unit_of_work() as session:
+        session.add(Contact(email="ali@example.ir", phone="+989123456789", locale="fa"))
+        session.add(Contact(email="nophone@example.org"))
+        for dept in session.scalars(select(Department)):
+            dept.sms_enabled = True
+    ingest(gw, make_mail(sender="ali@example.ir"), Envelope("pipe"))
+    ingest(gw, make_mail(sender="nophone@example.org"), Envelope("pipe"))
+    OutboxSender(gw).run_once()
+    [(path, headers, body)] = Recorder.requests
+    sent = json.loads(body)
+    assert path == "/sms" and sent["to"] == "+989123456789"
+    assert any("\u0600" <= ch <= "\u06ff" for ch in sent["text"])  # Persian template
+    with gw.db.unit_of_work() as session:
+        rows = list(session.scalars(select(Outbox).where(Outbox.channel == "sms")))
+        assert [(r.status, r.recipients) for r in rows] == [("sent", ["+989123456789"])]
+    gw.close()
+
+
+def test_sms_provider_error_is_retried(settings, parser_pool, departments, sms_endpoint):
+    settings = settings.replace(sms={"backend": "webhook", "webhook_url": sms_endpoint})
+    gw = Gateway(settings, parser=parser_pool)
+    with gw.db.unit_of_work() as session:
+        session.add(Contact(email="ali@example.ir", phone="+989123456789"))
+        for dept in session.scalars(select(Department)):
+            dept.sms_enabled = True
+    Recorder.status = 503
+    ingest(gw, make_mail(sender="ali@example.ir"), Envelope("pipe"))
+    OutboxSender(gw).run_once()
+    with gw.db.unit_of_work() as session:
+        row = session.scalar(select(Outbox).where(Outbox.channel == "sms"))
+        assert (row.status, row.attempts) == ("pending", 1) and "503" in row.last_error
+    gw.close()
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, capfd):
+    config = tmp_path / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n[storage]\ndir = "{tmp_path / "var"}"\n'
+                      'fsync = false\n')
+
+    def run(*args):
+        capfd.readouterr()
+        code = main(["--config", str(config), *args])
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_outbox_list_retry_and_send(cli, tmp_path):
+    cli("department", "add", "support")
+    cli("address", "add", "support@example.com", "--department", "support")
+    (tmp_path / "mail.eml").write_bytes(make_mail())
+    cli("ingest", str(tmp_path / "mail.eml"))
+    code, out, _ = cli("outbox", "list", "--json")
+    [row] = json.loads(out)
+    assert (row["kind"], row["status"], row["channel"]) == ("ack", "pending", "email")
+    assert cli("outbox", "send")[1].strip() == "1 handled"
+    assert (tmp_path / "var" / "outbox" / f"{row['id']}.eml").exists()
+    assert json.loads(cli("outbox", "list", "--json")[1]) == []
+    assert json.loads(cli("outbox", "list", "--all", "--json")[1])[0]["status"] == "sent"
+    code, _, err = cli("outbox", "retry", "999")
+    assert code == 65 and "no outbox message 999" in err
+    assert cli("outbox", "retry", str(row["id"]))[1].strip() == f"outbox {row['id']}: queued again"
+
+
+def test_template_render_for_a_ticket_and_in_persian(cli, tmp_path):
+    cli("department", "add", "support", "--name", "Support")
+    cli("address", "add", "support@example.com", "--department", "support")
+    (tmp_path / "mail.eml").write_bytes(make_mail(subject="Printer"))
+    out = cli("ingest", "--json", str(tmp_path / "mail.eml"))[1]
+    number = json.loads(out)[0]["ticket"]
+    code, out, _ = cli("template", "render", "ack", "--ticket", number)
+    assert code == 0 and f"Subject: " in out and f"[MG#{number}]" in out
+    code, out, _ = cli("template", "render", "ack", "--ticket", number, "--locale", "fa",
+                       "--html")
+    assert 'dir="rtl"' in out
+    code, out, _ = cli("template", "render", "sms/ack", "--locale", "ka")
+    assert code == 0 and out.strip()
+
+
+def test_check_reports_a_broken_override_template(cli, tmp_path):
+    assert cli("check")[0] == 0
+    overrides = tmp_path / "overrides" / "en"
+    overrides.mkdir(parents=True)
+    (overrides / "ack.txt").write_text("{{ ticket.nosuchfield }} {% if %}")
+    config = tmp_path / "mailgate.toml"
+    config.write_text(config.read_text() +
+                      f'[outbound]\ntemplates_dir = "{tmp_path / "overrides"}"\n')
+    code, out, _ = cli("check")
+    assert code == 78 and "templates:en/ack" in out
