@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import tickets
+from . import sla, tickets
 from .apply import store_message
 from .config import Settings
 from .headers import normalize_address
@@ -92,8 +92,7 @@ def handle_reply(session: Session, storage: Storage, settings: Settings, msg: Pa
         session.flush()
         notify.agent_reply(session, settings, ticket, message, agent, now)
         outcome.notes.append("agent: reply relayed to the customer")
-        if ticket.first_response_at is None:
-            ticket.first_response_at = now
+        sla.agent_answered(ticket, now)
         if not explicit_status:
             tickets.set_status(session, ticket, "answered", agent.email, now=now)
     elif note:

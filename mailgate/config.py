@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from .service import ServiceSettings, load_service
+
 MiB = 1024 * 1024
 
 DEFAULT_ALLOWED_TYPES = (
@@ -226,6 +228,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     imap: tuple[ImapAccount, ...] = ()
     source: str = "(defaults)"
 
@@ -254,7 +257,8 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-SECTIONS = {f.name for f in dataclasses.fields(Settings) if f.name not in ("source", "imap")}
+SECTIONS = {f.name for f in dataclasses.fields(Settings)
+            if f.name not in ("source", "imap", "service")}
 CHOICES = {
     ("threading", "foreign_sender"): {"new_linked", "append"},
     ("log", "format"): {"text", "json"},
@@ -436,6 +440,8 @@ def load_settings(path: str | os.PathLike | None = None, env: dict | None = None
     for name, table in data.items():
         if name == "imap":
             sections["imap"] = _build_imap(table, env, problems)
+        elif name == "service":
+            sections["service"] = load_service(table, problems)
         elif name not in SECTIONS:
             problems.append((name, "unknown section"))
         elif not isinstance(table, dict):

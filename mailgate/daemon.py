@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from . import jobs
 from .config import ConfigError, Settings, _split_hostport, load_settings
 from .gateway import Gateway
 from .inbound.delivery import DeliveryPool
@@ -74,6 +75,8 @@ class Daemon:
         self.scheduler.add_job(self._send_outbox, "interval", id="outbox",
                                seconds=self.settings.outbound.send_interval,
                                next_run_time=dt.datetime.now(dt.timezone.utc))
+        self.scheduler.add_job(self._service_jobs, "interval", id="service", seconds=60,
+                               next_run_time=dt.datetime.now(dt.timezone.utc))
         self.configure_pollers(self.settings.imap)
         log.info("started", extra={"fields": {
             "smtp": _fmt(self.addresses["smtp"]), "lmtp": _fmt(self.addresses["lmtp"]),
@@ -105,6 +108,14 @@ class Daemon:
             self.sender.run_once()
         except TemporaryFailure as error:
             log.warning("outbox: %s", error)
+
+    def _service_jobs(self) -> None:
+        """Deadline warnings/escalations, reminders/auto-close, digests (jobs.py)."""
+        try:
+            if jobs.run_all(self.gw):
+                self.wake_sender()
+        except TemporaryFailure as error:
+            log.warning("service jobs: %s", error)
 
     def wake_sender(self) -> None:
         """Run the sender now (called after a commit that queued mail)."""

@@ -142,6 +142,13 @@ class Ticket(Base):
     first_response_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    # service-level deadlines (sla.py), in working time of the department's calendar
+    first_response_due: Mapped[dt.datetime | None] = mapped_column(index=True)
+    next_response_due: Mapped[dt.datetime | None] = mapped_column(index=True)
+    resolution_due: Mapped[dt.datetime | None] = mapped_column(index=True)
+    next_response_start: Mapped[dt.datetime | None]  # customer waiting since
+    paused_since: Mapped[dt.datetime | None]  # waiting on the customer since
+    paused_working: Mapped[float] = mapped_column(default=0.0)  # working seconds waited
 
     department: Mapped[Department] = relationship()
     requester: Mapped[Contact] = relationship()
@@ -311,6 +318,28 @@ class Suppression(Base):
     suppressed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SlaAlert(Base):
+    """A warning, escalation, reminder or auto-close done for one deadline: at most once."""
+
+    __tablename__ = "sla_alerts"
+    __table_args__ = (UniqueConstraint("ticket_id", "kind", "stage", "due_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # first_response | … | waiting
+    stage: Mapped[str] = mapped_column(String(20))  # warning | escalation | reminder | closed
+    due_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobRun(Base):
+    """A periodic job done for a period (e.g. a department's digest for a day): once."""
+
+    __tablename__ = "job_runs"
+    job: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ran_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ImapState(Base):

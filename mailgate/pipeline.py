@@ -17,7 +17,7 @@ from typing import Callable
 from sqlalchemy import exc, select
 from sqlalchemy.orm import Session
 
-from . import agent_mail, quarantine, tickets
+from . import agent_mail, quarantine, sla, tickets
 from .apply import apply, requester_address
 from .errors import MessageRejected, TemporaryFailure
 from .gateway import Gateway
@@ -190,6 +190,7 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     if not automatic:
         handled = _from_agent(session, gw, msg, decision, routed, known, record, now, trace)
         if handled is not None:
+            sla.refresh(settings, handled.ticket, now)
             trace.extend(handled.notes)
             return finish("appended" if decision.ticket else "new", handled.ticket)
 
@@ -248,6 +249,9 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace):
 
 def notify_inbound(session: Session, settings, applied, may_autorespond: bool, now) -> list[str]:
     session.flush()  # the new ticket's number and relations are needed for the mail
+    if not applied.created:
+        sla.customer_waiting(applied.ticket, now)
+    sla.refresh(settings, applied.ticket, now)  # the acknowledgement states the due time
     if applied.created:
         return notify.after_new_ticket(session, settings, applied.ticket, applied.message,
                                        may_autorespond, applied.refused, now)

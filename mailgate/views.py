@@ -6,7 +6,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import Agent, Contact, Participant, Ticket, TicketEvent
+from .models import Agent, Contact, Participant, Ticket, TicketEvent, utcnow
+from . import sla
 from .tickets import token_for
 
 
@@ -31,6 +32,10 @@ def ticket_summary(ticket: Ticket, default_prefix: str) -> dict:
         "first_response_at": iso(ticket.first_response_at),
         "resolved_at": iso(ticket.resolved_at),
         "closed_at": iso(ticket.closed_at),
+        "first_response_due": iso(ticket.first_response_due),
+        "next_response_due": iso(ticket.next_response_due),
+        "resolution_due": iso(ticket.resolution_due),
+        "overdue": sla.overdue(ticket, utcnow()),
     }
 
 

@@ -12,11 +12,11 @@ import sys
 from ..config import ConfigError, load_settings
 from ..db import SchemaOutOfDate
 from ..errors import TemporaryFailure
-from . import admin, db, ingest, outbox, quarantine, run, tickets
+from . import admin, db, ingest, outbox, quarantine, run, service, tickets
 
 from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError
 
-MODULES = (run, ingest, admin, tickets, quarantine, outbox, db)
+MODULES = (run, ingest, admin, tickets, quarantine, outbox, service, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from .. import sla
 from .. import tickets as ops
 from ..outbound import notify
 from ..models import PRIORITIES, STATUSES, Contact, Department, Inbound, Ticket
@@ -20,6 +21,7 @@ def register(sub) -> None:
     p.add_argument("--department")
     p.add_argument("--since", help="created on or after DATE (YYYY-MM-DD or ISO 8601)")
     p.add_argument("--requester")
+    p.add_argument("--overdue", action="store_true", help="only tickets past a deadline")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=ticket_list)
@@ -62,6 +64,10 @@ def ticket_list(settings, args) -> None:
     if args.requester:
         query = query.join(Contact, Ticket.requester_id == Contact.id).where(
             Contact.email == args.requester.lower())
+    if args.overdue:
+        now = ops.utcnow()
+        query = query.where((Ticket.first_response_due <= now) | (Ticket.next_response_due <= now)
+                            | (Ticket.resolution_due <= now))
     prefix = settings.threading.prefix
     with session_of(settings) as session:
         rows = [ticket_summary(t, prefix) for t in session.scalars(query)]
@@ -69,9 +75,15 @@ def ticket_list(settings, args) -> None:
         print_json(rows)
         return
     print_table([[r["number"], r["status"], r["priority"], r["department"], r["requester"],
-                  r["created_at"][:16], r["subject"][:60]] for r in rows],
-                ["NUMBER", "STATUS", "PRIORITY", "DEPARTMENT", "REQUESTER", "CREATED",
+                  r["created_at"][:16], _next_due(r), r["subject"][:60]] for r in rows],
+                ["NUMBER", "STATUS", "PRIORITY", "DEPARTMENT", "REQUESTER", "CREATED", "DUE",
                  "SUBJECT"])
+
+
+def _next_due(row: dict) -> str:
+    dues = [row[k] for k in ("first_response_due", "next_response_due", "resolution_due")
+            if row[k]]
+    return (min(dues)[:16] + (" OVERDUE" if row["overdue"] else "")) if dues else ""
 
 
 def ticket_show(settings, args) -> None:
@@ -122,6 +134,7 @@ def ticket_set(settings, args) -> None:
             dept = ops.department_by_key(session, args.department)
             if ops.set_department(session, ticket, dept, actor):
                 changed.append(f"department {dept.key}")
+        sla.refresh(settings, ticket, ops.utcnow())
         print(f"#{ticket.number}: " + (", ".join(changed) if changed else "unchanged"))
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..localdates import language
-from ..models import Address, Agent, Contact, Message, Outbox, Participant, Suppression, Ticket
+from ..service import ALWAYS_UTC
+from ..models import Address, Agent, Contact, Department, Message, Outbox, Participant, Suppression, Ticket
 from ..tickets import token_for
 
 CUSTOMER_FACING = {"ack", "agent_reply", "status_change", "rejection", "reminder",
@@ -39,11 +40,16 @@ def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
 
 def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
     """(From address, display name) for mail about `ticket`."""
+    return department_sender_for(session, settings, ticket.department)
+
+
+def department_sender_for(session: Session, settings: Settings,
+                          department: Department) -> tuple[str, str]:
     address = session.scalar(select(Address.address).where(
-        Address.department_id == ticket.department_id).order_by(Address.id).limit(1))
+        Address.department_id == department.id).order_by(Address.id).limit(1))
     address = settings.outbound.from_address or address or \
         f"mailgate@{settings.gateway.hostname}"
-    return address, settings.outbound.from_name or ticket.department.name
+    return address, settings.outbound.from_name or department.name
 
 
 def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | None) -> str:
@@ -52,6 +58,12 @@ def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | Non
     if ticket is not None and ticket.department.locale:
         return language(ticket.department.locale)
     return language(settings.outbound.default_locale)
+
+
+def timezone_for(settings: Settings, ticket: Ticket) -> str:
+    """Dates in mail: the department's service calendar, else `[outbound] timezone`."""
+    policy = settings.service.policy(ticket.department.key)
+    return policy.timezone if policy.calendar is not ALWAYS_UTC else settings.outbound.timezone
 
 
 def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
@@ -63,13 +75,13 @@ def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict
                    "priority": ticket.priority, "category": ticket.category,
                    "department": dept.name, "department_key": dept.key,
                    "created_at": iso(ticket.created_at),
-                   "due_at": iso(getattr(ticket, "first_response_due", None))},
+                   "due_at": iso(ticket.first_response_due)},
         "department": {"key": dept.key, "name": dept.name, "address": address,
                        "promise": dept.promise or settings.outbound.response_promise},
         "requester": {"name": ticket.requester.name, "email": ticket.requester.email},
         "close_word": settings.outbound.close_words[0] if settings.outbound.close_words
         else "#close",
-        "timezone": settings.outbound.timezone,
+        "timezone": timezone_for(settings, ticket),
     }
 
 
