@@ -134,7 +134,7 @@ def _waiting(session, settings, ticket: Ticket, now: dt.datetime) -> int:
         tickets.set_status(session, ticket, policy.auto_close_status, "mailgate", now=now,
                            detail=f"no answer for {waited_days} days")
         sla.refresh(settings, ticket, now)
-        notify._to_customer(session, settings, ticket, "auto_closed", {
+        notify.to_customer(session, settings, ticket, "auto_closed", {
             **notify.ticket_context(session, settings, ticket), "waiting_days": waited_days,
             "reopen_days": settings.threading.reopen_days}, now)
         log.info("auto-closed #%s after %d days (%s -> %s)", ticket.number, waited_days, old,
@@ -144,7 +144,7 @@ def _waiting(session, settings, ticket: Ticket, now: dt.datetime) -> int:
         if not _once(session, SlaAlert(ticket_id=ticket.id, kind="waiting", stage="reminder",
                                        due_at=since, created_at=now)):
             return 0
-        notify._to_customer(session, settings, ticket, "reminder", {
+        notify.to_customer(session, settings, ticket, "reminder", {
             **notify.ticket_context(session, settings, ticket),
             "waiting_days": policy.reminder_after_days,
             "close_after_days": max(0, policy.close_after_days - waited_days)}, now)
@@ -176,20 +176,30 @@ def send_digests(gw: Gateway, now: dt.datetime) -> int:
     return sent
 
 
-def age_text(policy: Policy, since: dt.datetime, now: dt.datetime) -> str:
-    hours = policy.calendar.working_between(since, now).total_seconds() / 3600
-    return f"{hours:.0f} working hours" if hours < 48 else f"{hours / 24:.1f} working days"
+def working_age(policy: Policy, since: dt.datetime, now: dt.datetime) -> tuple[int, int]:
+    """Age in working time: (whole working hours, working days begun since `since`'s day)."""
+    calendar = policy.calendar
+    hours = int(calendar.working_between(since, now).total_seconds() // 3600)
+    day, today = since.astimezone(calendar.zone).date(), now.astimezone(calendar.zone).date()
+    days = 0
+    while day < today:
+        day += dt.timedelta(days=1)
+        days += bool(calendar.always or calendar.intervals_on(day))
+    return hours, days
 
 
 def _digest(session, settings, dept: Department, policy: Policy, now: dt.datetime) -> int:
     rows = list(session.scalars(select(Ticket).where(
         Ticket.department_id == dept.id, Ticket.status.in_(OPEN_STATUSES))))
     rows.sort(key=lambda t: (not sla.overdue(t, now), t.created_at))
-    items = [{"number": t.number, "token": tickets.token_for(t, settings.threading.prefix),
-              "subject": t.subject, "status": t.status, "priority": t.priority,
-              "age": age_text(policy, t.created_at, now), "overdue": sla.overdue(t, now),
-              "due_at": min(sla.deadlines(t).values()).isoformat() if sla.deadlines(t) else None}
-             for t in rows]
+    items = []
+    for t in rows:
+        hours, days = working_age(policy, t.created_at, now)
+        dues = sla.deadlines(t)
+        items.append({"number": t.number, "token": tickets.token_for(t, settings.threading.prefix),
+                      "subject": t.subject, "status": t.status, "priority": t.priority,
+                      "age_hours": hours, "age_days": days, "overdue": sla.overdue(t, now),
+                      "due_at": min(dues.values()).isoformat() if dues else None})
     agents = sorted((a for a in dept.agents if a.active), key=lambda a: a.email)
     recipients = [(a.name, a.email) for a in agents] or (
         [("", dept.team_address)] if dept.team_address else [])

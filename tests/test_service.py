@@ -219,6 +219,12 @@ def test_digest_once_a_day_and_on_start_when_missed(sgw, clock):
     assert jobs.send_digests(sgw, at(22, 23, 50)) == 1
     [first, second] = sent(sgw, "digest")
     assert first.context["total"] == 1 and first.recipients == ["agent@example.com"]
+    # age in working time: Thursday 16:30 → Saturday 08:01 is 31 working minutes, and
+    # Saturday is the first working day begun; by Sunday night two full days (16 hours)
+    [item] = first.context["tickets"]
+    assert (item["age_hours"], item["age_days"]) == (0, 1)
+    [item] = second.context["tickets"]
+    assert (item["age_hours"], item["age_days"]) == (16, 2)
 
 
 def test_two_schedulers_on_one_postgresql_escalate_once(pg_url, tmp_path, service_settings,

@@ -164,7 +164,7 @@ def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
     return sorted(a.email for a in ticket.department.agents if a.active)
 
 
-def _to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
+def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
                  context: dict, now: dt.datetime, cc: bool = False) -> list[Outbox]:
     requester = ticket.requester
     locale = locale_for(settings, requester, ticket)
@@ -218,7 +218,7 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
     notes = []
     base = ticket_context(session, settings, ticket)
     if may_autorespond and not over_rate_limit(session, settings, ticket.requester.email, now):
-        _to_customer(session, settings, ticket, "ack",
+        to_customer(session, settings, ticket, "ack",
                      {**base, "message": message_context(message, TRIM_ACK)}, now)
         notes.append("notify: acknowledgement queued")
         if refused:
@@ -262,7 +262,7 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
         return []
     context = {**ticket_context(session, settings, ticket),
                "status": {"old": old, "new": shown, "reason": reason or ""}}
-    return _to_customer(session, settings, ticket, "status_change", context, now)
+    return to_customer(session, settings, ticket, "status_change", context, now)
 
 
 def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,
@@ -271,13 +271,13 @@ def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: M
     context = {**ticket_context(session, settings, ticket),
                "message": message_context(message),
                "agent": {"name": agent.name, "email": agent.email}}
-    return _to_customer(session, settings, ticket, "agent_reply", context, now, cc=True)
+    return to_customer(session, settings, ticket, "agent_reply", context, now, cc=True)
 
 
 def _rejection(session, settings, ticket, base, refused, now) -> None:
     context = {**base, "refused": [{"filename": f, "reason": r} for f, r in refused],
                "reason": "", "limit_bytes": settings.limits.max_attachment_size}
-    _to_customer(session, settings, ticket, "rejection", context, now)
+    to_customer(session, settings, ticket, "rejection", context, now)
 
 
 def _attachable(message: Message, limit: int) -> tuple[list[dict], list[dict]]:

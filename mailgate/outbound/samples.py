@@ -158,15 +158,15 @@ SAMPLES: dict[str, dict] = {
         "overdue_count": 1,
         "tickets": [
             {"number": "100011", "token": "[MG#100011]", "subject": "Refund not received",
-             "status": "open", "priority": "urgent", "age": "4 working days", "overdue": True,
+             "status": "open", "priority": "urgent", "age_hours": 30, "age_days": 4, "overdue": True,
              "due_at": "2026-11-12T10:00:00+00:00"},
             {"number": "100017", "token": "[MG#100017]",
              "subject": "مبلغ فاکتور دو بار از کارتم کسر شد", "status": "in_progress",
-             "priority": "high", "age": "1 working day", "overdue": False,
+             "priority": "high", "age_hours": 6, "age_days": 1, "overdue": False,
              "due_at": "2026-11-14T12:00:00+00:00"},
             {"number": "100019", "token": "[MG#100019]",
              "subject": "ანგარიშ-ფაქტურის ასლი", "status": "answered", "priority": "normal",
-             "age": "2 working days", "overdue": False, "due_at": None},
+             "age_hours": 14, "age_days": 2, "overdue": False, "due_at": None},
         ],
     },
 }
