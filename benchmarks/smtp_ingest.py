@@ -104,6 +104,33 @@ def blast(port: int, messages: list[bytes], connections: int) -> tuple[float, li
     return elapsed, latencies
 
 
+def cpu_seconds(pids: set[int] | None = None, comm: str | None = None) -> float:
+    """CPU time (user + system) of the given processes and all their descendants,
+    or of every process named `comm`, read from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    procs = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        procs[int(entry.name)] = (name, int(fields[1]), int(fields[11]) + int(fields[12]))
+    if comm is not None:
+        chosen = {pid for pid, (name, _, _) in procs.items() if name == comm}
+    else:
+        chosen = set(pids or ())
+        while True:
+            more = {pid for pid, (_, ppid, _) in procs.items() if ppid in chosen} - chosen
+            if not more:
+                break
+            chosen |= more
+    return sum(procs[pid][2] for pid in chosen) / ticks
+
+
 def report(name: str, count: int, elapsed: float, latencies: list[float]) -> float:
     rate = count / elapsed
     q = statistics.quantiles(latencies, n=100)
@@ -182,8 +209,18 @@ def main() -> None:
             bare.terminate()
         try:
             blast(mg_port, build_messages(100, tokens, seed=99), args.connections)  # warm up
+            time.sleep(3)  # let the warm-up's outbox drain
+            before = (cpu_seconds({mailgate.pid}), cpu_seconds(comm="postgres"),
+                      time.process_time())
             mg_rate = report("mailgate", len(messages), *blast(mg_port, messages,
                                                                  args.connections))
+            used = [after - start for after, start in zip(
+                (cpu_seconds({mailgate.pid}), cpu_seconds(comm="postgres"),
+                 time.process_time()), before)]
+            print("CPU per message: " + ", ".join(
+                f"{name} {seconds / len(messages) * 1000:.1f} ms" for name, seconds in
+                zip(("mailgate (daemon + workers)", "PostgreSQL", "benchmark client"), used))
+                + " (while the blast ran; the outbox sender may still be catching up)")
         finally:
             mailgate.terminate()
             mailgate.wait(60)

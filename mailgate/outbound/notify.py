@@ -45,11 +45,14 @@ def department_sender(session: Session, settings: Settings, ticket: Ticket) -> t
 
 def department_sender_for(session: Session, settings: Settings,
                           department: Department) -> tuple[str, str]:
-    address = session.scalar(select(Address.address).where(
-        Address.department_id == department.id).order_by(Address.id).limit(1))
-    address = settings.outbound.from_address or address or \
-        f"mailgate@{settings.gateway.hostname}"
-    return address, settings.outbound.from_name or department.name
+    # asked several times per message: looked up once per unit of work
+    known = session.info.setdefault("department_sender", {})
+    if department.id not in known:
+        address = settings.outbound.from_address or session.scalar(
+            select(Address.address).where(Address.department_id == department.id)
+            .order_by(Address.id).limit(1)) or f"mailgate@{settings.gateway.hostname}"
+        known[department.id] = (address, settings.outbound.from_name or department.name)
+    return known[department.id]
 
 
 def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | None) -> str:
@@ -185,27 +188,24 @@ def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
 
 def _to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
                context: dict, now: dt.datetime, only_assignee: bool = False) -> list[Outbox]:
+    from ..agent_mail import TEAM, signer_for
+
     rows = []
     locale = language(ticket.department.locale or settings.outbound.default_locale)
     sender = department_sender(session, settings, ticket)
+    agent_ids = {a.email: a.id for a in ticket.department.agents}
+    if ticket.assignee is not None:
+        agent_ids[ticket.assignee.email] = ticket.assignee.id
+    signer = signer_for(settings)
     for address in agent_recipients(ticket, only_assignee):
         ctx = {**context, "recipient": {"name": "", "email": address, "role": "agent"}}
+        # signed: a reply carrying this Message-ID proves it answers our mail (agent_mail.py)
+        message_id = signer.message_id(ticket.id, agent_ids.get(address, TEAM))
         row = queue_mail(session, settings, ticket, kind, [address], ctx, locale, sender,
-                         now=now, message_id=agent_message_id(session, settings, ticket,
-                                                              address, kind))
+                         now=now, message_id=message_id)
         if row is not None:
             rows.append(row)
     return rows
-
-
-def agent_message_id(session: Session, settings: Settings, ticket: Ticket, address: str,
-                     kind: str) -> str:
-    """The signed Message-ID of a notification to an agent (or the team address): a
-    reply carrying it in References proves it answers our mail (agent_mail.py)."""
-    from ..agent_mail import TEAM, signer_for
-
-    agent = session.scalar(select(Agent).where(Agent.email == address))
-    return signer_for(settings).message_id(ticket.id, agent.id if agent else TEAM)
 
 
 # -- what the pipeline and the commands call --------------------------------------

@@ -27,6 +27,7 @@ from .transport import DeliveryPermanent, DeliveryTemporary, make_transport
 
 log = logging.getLogger("mailgate.outbox")
 LEASE = dt.timedelta(minutes=10)
+CLAIM_BATCH = 10  # rows claimed in one transaction; delivered and recorded one by one
 MAX_BACKOFF = 6 * 3600.0
 
 
@@ -67,31 +68,43 @@ class OutboxSender:
         """Deliver what is due now; returns how many rows were handled."""
         handled = 0
         while handled < limit:
-            row = self._claim()
-            if row is None:
+            claimed_at = self.gw.now()
+            rows = self._claim(min(CLAIM_BATCH, limit - handled))
+            if not rows:
                 break
-            self._deliver(row)
-            handled += 1
+            for row in rows:
+                if self.gw.now() - claimed_at > LEASE / 2:  # a slow relay: leave the rest
+                    self._release(row)                     # to the next run, never to a
+                    continue                               # second sender's reclaim
+                self._deliver(row)
+                handled += 1
         return handled
 
     # -- claim ----------------------------------------------------------------
-    def _claim(self) -> Claimed | None:
+    def _claim(self, count: int) -> list[Claimed]:
+        """Mark up to `count` due rows as ours (`sending`, leased until LEASE is over)."""
         now = self.gw.now()
         with self.gw.db.unit_of_work() as session:
             query = select(Outbox).where(or_(
                 (Outbox.status == "pending") & (Outbox.next_attempt_at <= now),
                 (Outbox.status == "sending") & (Outbox.claimed_at < now - LEASE),
-            )).order_by(Outbox.next_attempt_at, Outbox.id).limit(1)
+            )).order_by(Outbox.next_attempt_at, Outbox.id).limit(count)
             if self.gw.db.is_postgresql:
                 query = query.with_for_update(skip_locked=True)
-            row = session.scalar(query)
-            if row is None:
-                return None
-            row.status, row.claimed_at, row.attempts = "sending", now, row.attempts + 1
-            return Claimed(row.id, row.ticket_id, row.channel, row.kind, row.locale,
-                           list(row.recipients), row.sender, row.sender_name, dict(row.context),
-                           row.message_id, row.in_reply_to, row.references, row.auto_submitted,
-                           row.attempts, row.raw)
+            claimed = []
+            for row in session.scalars(query):
+                row.status, row.claimed_at, row.attempts = "sending", now, row.attempts + 1
+                claimed.append(Claimed(
+                    row.id, row.ticket_id, row.channel, row.kind, row.locale,
+                    list(row.recipients), row.sender, row.sender_name, dict(row.context),
+                    row.message_id, row.in_reply_to, row.references, row.auto_submitted,
+                    row.attempts, row.raw))
+            return claimed
+
+    def _release(self, row: Claimed) -> None:
+        with self.gw.db.unit_of_work() as session:
+            stored = session.get(Outbox, row.id)
+            stored.status, stored.attempts = "pending", row.attempts - 1
 
     # -- deliver --------------------------------------------------------------
     def _deliver(self, row: Claimed) -> None:
