@@ -19,7 +19,7 @@ from mailgate.outbound.render import BUILTIN, Templates
 from mailgate.outbound.samples import SAMPLES
 
 LOCALES = ("en", "fa", "ka")
-MAIL = sorted(p.stem for p in (BUILTIN / "en").glob("*.txt"))
+MAIL = sorted(p.stem for p in (BUILTIN / "en").glob("*.txt") if not p.name.startswith("_"))
 SMS = sorted(p.stem for p in (BUILTIN / "en" / "sms").glob("*.txt"))
 SEPARATORS = {
     "en": "##- Please type your reply above this line -##",
@@ -275,6 +275,67 @@ def test_an_override_in_templates_dir_wins(tmp_path):
     assert templates.check(SAMPLES) == []
 
 
+def test_layouts_and_parts_are_not_messages(templates):
+    assert templates.names() == MAIL
+    assert {"ack", "new_ticket", "digest"} <= set(MAIL)
+    assert not [name for name in MAIL + templates.names(sms=True) if name.startswith("_")]
+    for locale in LOCALES:
+        for part in ("_layout.html", "_layout.txt", "_parts.html", "_parts.txt"):
+            assert (BUILTIN / locale / part).is_file(), f"{locale}/{part}"
+
+
+def test_an_override_of_one_message_uses_the_builtin_layout(tmp_path):
+    (tmp_path / "fa").mkdir()
+    (tmp_path / "fa" / "ack.html").write_text(
+        '{% extends "fa/_layout.html" %}\n'
+        '{% from "fa/_parts.html" import file_list with context %}\n'
+        "{% block body %}\n"
+        "<p>درخواست {{ digits(ticket.number) }} ثبت شد.</p>\n"
+        "{{ file_list(message.attachments) }}\n"
+        "{% endblock %}\n")
+    templates = Templates(Settings().replace(outbound={"templates_dir": str(tmp_path)}))
+    builtin = Templates(Settings()).render("ack", "fa", sample("ack"))
+
+    rendered = templates.render("ack", "fa", sample("ack"))
+
+    page = Page(rendered.html)
+    assert page.problems == [] and page.doctype.lower() == "doctype html"
+    assert page.first("html") == {"lang": "fa", "dir": "rtl"}
+    assert f">{SEPARATORS['fa']}</p>\n<p>درخواست ۱۰۰۰۱۷ ثبت شد.</p>\n<ul" in rendered.html
+    assert "رسید-بانک.pdf (۱۸۰ KB)</li>" in rendered.html
+    assert rendered.html.endswith("</ul>\n</div>\n</body>\n</html>\n")
+    assert rendered.html.split("##-")[0] == builtin.html.split("##-")[0]  # the built-in head
+    assert (rendered.subject, rendered.text) == (builtin.subject, builtin.text)
+    assert templates.render("ack", "en", sample("ack")).html == \
+        Templates(Settings()).render("ack", "en", sample("ack")).html
+    assert templates.check(SAMPLES) == []
+
+
+def test_an_override_of_a_layout_frames_every_message_of_its_locale(tmp_path):
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "_layout.txt").write_text(
+        "##- Please type your reply above this line -##\n\n"
+        "{% block body %}{% endblock %}\n-- \nExample Ltd, 1 Main Street\n")
+    templates = Templates(Settings().replace(outbound={"templates_dir": str(tmp_path)}))
+
+    for name in MAIL:
+        text = templates.render(name, "en", sample(name)).text
+        assert text.startswith(SEPARATORS["en"] + "\n\n")
+        assert text.endswith("\n-- \nExample Ltd, 1 Main Street\n")
+    assert "Example Ltd" not in templates.render("ack", "fa", sample("ack")).text
+    assert templates.check(SAMPLES) == []
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_names_from_the_shared_parts_are_escaped_in_html(templates, locale):
+    context = sample("escalation", requester={"name": "<b>Eve</b>", "email": "eve@example.com"},
+                     assignee={"name": "<i>Al</i>", "email": "al@example.com"})
+    rendered = templates.render("escalation", locale, context)
+    assert "<b>" not in rendered.html and "<i>" not in rendered.html
+    assert "&lt;b&gt;Eve&lt;/b&gt;" in rendered.html and "&lt;i&gt;Al&lt;/i&gt;" in rendered.html
+    assert "<b>Eve</b>" in rendered.text
+
+
 def test_an_unknown_locale_reads_as_english(tmp_path):
     (tmp_path / "xx").mkdir()
     templates = Templates(Settings().replace(outbound={"templates_dir": str(tmp_path)}))
@@ -288,7 +349,8 @@ def test_an_unknown_locale_reads_as_english(tmp_path):
 def test_a_missing_translation_falls_back_to_english_with_a_warning(tmp_path, monkeypatch,
                                                                     caplog):
     builtin = tmp_path / "builtin"
-    for relative in ("en/ack.subject", "en/ack.txt", "en/ack.html", "fa/ack.subject"):
+    for relative in ("en/ack.subject", "en/ack.txt", "en/ack.html", "en/_layout.txt",
+                     "en/_layout.html", "en/_parts.txt", "en/_parts.html", "fa/ack.subject"):
         (builtin / relative).parent.mkdir(parents=True, exist_ok=True)
         (builtin / relative).write_text((BUILTIN / relative).read_text())
     monkeypatch.setattr(render, "BUILTIN", builtin)

@@ -2,11 +2,15 @@
 
 Each message NAME is `templates/<locale>/NAME.subject`, `NAME.txt` and optionally
 `NAME.html` (then the mail is multipart/alternative); SMS texts are
-`templates/<locale>/sms/NAME.txt`. A file of the same relative name in
-`[outbound] templates_dir` wins over the built-in one. A template missing in a
-locale falls back to `en` with a warning. Templates receive plain values
-(dicts, strings, datetimes), never ORM objects. HTML is autoescaped; a missing
-variable is an error (StrictUndefined), so `mailgate check` catches typos.
+`templates/<locale>/sms/NAME.txt`. Files starting with "_" are not messages: the
+messages of a locale extend its `_layout.html` / `_layout.txt` and import names
+and macros from its `_parts.html` / `_parts.txt`, by locale-prefixed name
+("fa/_layout.html"). A file of the same relative name in `[outbound]
+templates_dir` wins over the built-in one, so an override can replace a layout
+or part, or extend the built-in one. A template missing in a locale falls back
+to `en` with a warning. Templates receive plain values (dicts, strings,
+datetimes), never ORM objects. HTML is autoescaped; a missing variable is an
+error (StrictUndefined), so `mailgate check` catches typos.
 """
 from __future__ import annotations
 
@@ -56,9 +60,11 @@ class Templates:
                        if p.is_dir()})
 
     def names(self, sms: bool = False) -> list[str]:
+        """The messages (or SMS texts): files starting with "_" are layouts and parts."""
         folder = BUILTIN / "en" / ("sms" if sms else "")
         suffix = ".txt"
-        return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}"))
+        return sorted(p.name[: -len(suffix)] for p in folder.glob(f"*{suffix}")
+                      if not p.name.startswith("_"))
 
     def _resolve(self, locale: str, relative: str) -> str | None:
         """`<lang>/relative` if it exists, else `en/relative` (warned), else None."""
