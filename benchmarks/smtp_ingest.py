@@ -7,8 +7,12 @@ Run by hand (not part of the tests):
 Both servers get the same pre-built messages (plain, HTML, ~10 % with a 100 KB
 attachment, ~30 % replies carrying a ticket token) over K concurrent smtplib
 connections. The bare server accepts and discards: it is the ceiling for any
-Python SMTP service on this machine. Prints messages/s, p50/p99 accept latency
-and the ratio mailgate / bare.
+Python SMTP service on this machine. Prints messages/s, p50/p99 accept latency,
+the CPU time per message of the daemon (with its workers), PostgreSQL and the
+client, and the ratio mailgate / bare.
+
+Environment: BENCH_NO_FSYNC=1 turns off fsync of stored blobs; BENCH_WORKERS=N
+sets `[daemon] delivery_workers` (default: two per CPU).
 """
 from __future__ import annotations
 
@@ -152,7 +156,8 @@ def start_mailgate(db_name: str, workdir: Path, messages_for_tokens: int
     config.write_text(f'[database]\nurl = "{url}"\n[storage]\ndir = "{workdir / "var"}"\n'
                       f'fsync = {"false" if os.environ.get("BENCH_NO_FSYNC") else "true"}\n'
                       '[smtp]\nlisten = ["127.0.0.1:0"]\n[http]\nlisten = "127.0.0.1:0"\n'
-                      '[log]\nlevel = "INFO"\n')
+                      '[log]\nlevel = "INFO"\n'
+                      f'[daemon]\ndelivery_workers = {int(os.environ.get("BENCH_WORKERS", "0"))}\n')
     mg = [sys.executable, "-m", "mailgate", "--config", str(config)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(mg + ["db", "upgrade"], check=True, env=env, capture_output=True)
