@@ -300,6 +300,17 @@ def test_header_injection_in_subject_stays_one_line(gw, departments):
     assert t.subject == "Hi Bcc: victim@example.org"
 
 
+def test_raw_utf8_subject_and_name_are_kept(gw, departments):
+    """Mail written with raw UTF-8 headers (RFC 6532; swaks and many mailers send it)."""
+    raw = make_mail(sender="customer@example.org").replace(
+        b"Subject: Printer on fire", "Subject: چاپگر کار نمی‌کند".encode())
+    raw = raw.replace(b"From: customer@example.org",
+                      'From: "شیرین" <customer@example.org>'.encode(), 1)
+    t = ticket(gw, ingest(gw, raw, PIPE).ticket)
+    assert t.subject == "چاپگر کار نمی\u200cکند"
+    assert t.messages[0].author_name == "شیرین"
+
+
 def test_failure_after_ticket_insert_leaves_nothing_half_applied(gw, departments, monkeypatch):
     import mailgate.apply
 

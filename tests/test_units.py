@@ -175,3 +175,31 @@ def test_encoded_word_wrapped_message_ids_still_thread():
            b"In-Reply-To: =?utf-8?q?=3Cmg=2En=2E1=2E1=2Ee9f9776f0b679d75=2E8d0e0ba2ddb169?=\r\n"
            b" =?utf-8?q?138a338e9977a073843311=40mg=2Eexample=2Ecom=3E?=\r\n\r\nbody\r\n")
     assert parse_message(raw).in_reply_to == [long_id]
+
+
+@pytest.mark.parametrize("header,expected", [
+    # RFC 6532 / what many mailers (and swaks) send: raw UTF-8 bytes in the header
+    ("Subject: چاپگر کار نمی‌کند".encode(), "چاپگر کار نمی\u200cکند"),
+    ("Subject: პრინტერი არ მუშაობს".encode(), "პრინტერი არ მუშაობს"),
+    # raw 8-bit that is not UTF-8: read as Windows-1252, never as replacement marks
+    ("Subject: Caf\xe9 cr\xe8me".encode("latin-1"), "Café crème"),
+    # RFC 2047, adjacent encoded words joined, unknown charset read as UTF-8
+    (b"Subject: =?utf-8?q?caf=C3=A9?= =?utf-8?q?_bar?= plain", "café bar plain"),
+    (b"Subject: =?x-unknown?q?caf=C3=A9?=", "café"),
+    (b"Subject: =?windows-1256?b?x+PH0Q==?=", "امار"),
+])
+def test_subject_charsets(header, expected):
+    parsed = parse_message(header + b"\r\nFrom: a@example.org\r\n\r\nbody\r\n")
+    assert parsed.subject == expected
+
+
+def test_raw_utf8_display_name_and_filename():
+    raw = ('From: "شیرین رحیمی" <shirin@example.ir>\r\nSubject: x\r\nMIME-Version: 1.0\r\n'
+           'Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n'
+           'Content-Type: text/plain; charset=utf-8\r\n\r\nسلام\r\n--b\r\n'
+           'Content-Type: application/pdf\r\n'
+           'Content-Disposition: attachment; filename="فاکتور.pdf"\r\n\r\n%PDF-1.4 x\r\n'
+           '--b--\r\n').encode()
+    parsed = parse_message(raw)
+    assert parsed.from_name == "شیرین رحیمی"
+    assert [a.filename for a in parsed.attachments] == ["فاکتور.pdf"]

@@ -93,24 +93,34 @@ class ParsedMessage:
 
 
 def decode_text_header(value: object) -> str:
-    """RFC 2047 decoding that never raises; unknown charsets fall back to UTF-8."""
+    """RFC 2047 decoding that never raises. Raw 8-bit header bytes (RFC 6532, and what
+    many mailers send anyway) are read as UTF-8, else Windows-1252; unknown charsets
+    fall back to UTF-8."""
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):
+    if not isinstance(value, email.header.Header):
         value = str(value)
-    raw = str(value)
+    chunks = decode_header(value)
+    if not any(charset == "unknown-8bit" for _, charset in chunks):
+        try:
+            return str(make_header(chunks))
+        except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
+            pass
+    return "".join(_decoded_chunk(chunk, charset) for chunk, charset in chunks)
+
+
+def _decoded_chunk(chunk: bytes | str, charset: str | None) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if charset in (None, "unknown-8bit"):
+        try:
+            return chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            return chunk.decode("cp1252", "replace")
     try:
-        return str(make_header(decode_header(raw)))
-    except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-        pieces = []
-        for chunk, charset in decode_header(raw):
-            if isinstance(chunk, bytes):
-                try:
-                    chunk = chunk.decode(charset or "utf-8", "replace")
-                except LookupError:
-                    chunk = chunk.decode("utf-8", "replace")
-            pieces.append(chunk)
-        return "".join(pieces)
+        return chunk.decode(charset, "replace")
+    except LookupError:
+        return chunk.decode("utf-8", "replace")
 
 
 def _all_headers(msg: email.message.Message, name: str) -> list[str]:
