@@ -15,6 +15,7 @@ from .config import Settings
 from .headers import normalize_address
 from .inbound.attachments import screen
 from .inbound.commands import split_commands
+from .inbound.language import guess_locale
 from .inbound.parse import ParsedMessage
 from .inbound.quotes import strip_quoted
 from .models import Attachment, Contact, Inbound, Message, Ticket
@@ -89,6 +90,8 @@ def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMes
     """Create or continue a ticket according to `decision`."""
     contact = tickets.contact_for(session, sender, msg.from_name if sender == msg.from_addr
                                   else "")
+    if not contact.locale and not automatic:  # answer in the language they write in
+        contact.locale = guess_locale(msg.subject, strip_quoted(msg.text))
     status_change = None
     if decision.action in ("new", "new_linked"):
         linked = session.get(Ticket, decision.ticket.id) if decision.ticket else None
