@@ -58,12 +58,13 @@ class Daemon:
         self.sessions: weakref.WeakSet = weakref.WeakSet()
         self.addresses: dict[str, list[tuple[str, int]]] = {"smtp": [], "lmtp": [], "http": []}
         self._stop: asyncio.Event | None = None
+        self._reloading = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- start ----------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        self._stop = self._stop or asyncio.Event()  # serve() may have made it already
         await self._loop.run_in_executor(self.executor, self.gw.db.ensure_schema)
         for kind, handler, listen in (("smtp", self.smtp_handler, self.settings.smtp.listen),
                                       ("lmtp", self.lmtp_handler, self.settings.lmtp.listen)):
@@ -196,6 +197,15 @@ class Daemon:
 
     # -- reload and stop ------------------------------------------------------
     def reload(self) -> None:
+        """Re-read the configuration. Called in a thread (`_hangup`): replacing the
+        delivery workers takes seconds, and the listeners keep serving meanwhile."""
+        with self._reloading:
+            self._reload()
+
+    def _hangup(self) -> None:
+        self._loop.run_in_executor(None, self.reload)
+
+    def _reload(self) -> None:
         try:
             settings = load_settings(self.config_path)
         except ConfigError as error:
@@ -248,11 +258,19 @@ class Daemon:
         self.delivery.close()
 
     async def serve(self) -> None:
-        """Run until SIGTERM/SIGINT; SIGHUP reloads."""
+        """Run until SIGTERM/SIGINT; SIGHUP reloads. The handlers are in place before
+        "started" is logged: a signal sent right then must not get the default (fatal)
+        action; a SIGHUP during start-up reloads once start-up is done."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        hangups: list[int] = []
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, hangups.append, 1)
         await self.start()
-        self._loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        self._loop.add_signal_handler(signal.SIGINT, self.request_stop)
-        self._loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        if hangups:
+            self._hangup()
         try:
             await self.wait()
         finally:
