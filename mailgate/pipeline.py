@@ -42,6 +42,9 @@ class Envelope:
     mail_from: str | None = None  # None: unknown; "": null reverse-path
     rcpt_to: tuple[str, ...] = ()
     mailbox_default: str = ""  # department of the IMAP mailbox it came from
+    # only an admin's `quarantine retry --as` sets this, never a transport: "agent"
+    # (the agent From is genuine) or "customer" (treat it as a customer's mail)
+    vouched: str = ""
 
 
 @dataclass
@@ -187,8 +190,9 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
 
     # agents: From alone proves nothing (agent_mail.py)
     automatic = not verdict.may_open_ticket
-    if not automatic:
-        handled = _from_agent(session, gw, msg, decision, routed, known, record, now, trace)
+    if not automatic and envelope.vouched != "customer":
+        handled = _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
+                              vouched=envelope.vouched == "agent")
         if handled is not None:
             sla.refresh(settings, handled.ticket, now)
             trace.extend(handled.notes)
@@ -213,8 +217,10 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     return finish("new" if applied.created else "appended", applied.ticket)
 
 
-def _from_agent(session, gw, msg, decision, routed, known, record, now, trace):
-    """The agent path, when From is an agent of the department and a proof holds.
+def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
+                vouched: bool = False):
+    """The agent path, when From is an agent of the department and a proof holds
+    (or an admin vouched for it when releasing it from quarantine).
 
     Returns None for everyone else. An unproven agent From on a ticket where that
     address is no participant is held in quarantine for an admin to look at.
@@ -225,7 +231,8 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace):
     agent = agent_mail.agent_of(session, msg.from_addr, department_id) if department_id else None
     if agent is None:
         return None
-    how = agent_mail.proof(gw.settings, msg, ticket.id if ticket else None, agent, now)
+    how = "an admin (quarantine retry --as agent)" if vouched else \
+        agent_mail.proof(gw.settings, msg, ticket.id if ticket else None, agent, now)
     if how is None:
         log.warning("mail with agent From %s but no proof", agent.email,
                     extra={"fields": {"ticket": ticket.number if ticket else None}})
@@ -350,15 +357,20 @@ def _bounce_of(session, settings, msg: ParsedMessage, sent: Outbox, trace, finis
     return finish("bounce", ticket)
 
 
-def retry_quarantined(gw: Gateway, entry_id: int) -> Result:
-    """Run a quarantined message through the pipeline again; resolve the entry if it passes."""
+def retry_quarantined(gw: Gateway, entry_id: int, vouched: str = "") -> Result:
+    """Run a quarantined message through the pipeline again; resolve the entry if it passes.
+    `vouched` ("agent" or "customer") is an admin's word on mail held as `unverified`."""
     with gw.db.unit_of_work() as session:
         entry = session.get(Quarantine, entry_id)
         if entry is None:
             raise tickets.NotFound(f"no quarantine entry {entry_id}")
         if entry.resolved_at is not None:
             raise ValueError(f"quarantine entry {entry_id} is already resolved")
-        envelope = Envelope("retry", entry.envelope_from, tuple(entry.envelope_to or ()))
+        if vouched and entry.error_class != "unverified":
+            raise ValueError(f"quarantine entry {entry_id} is {entry.error_class}, not "
+                             "unverified: --as is only for mail held as an unproven agent's")
+        envelope = Envelope("retry", entry.envelope_from, tuple(entry.envelope_to or ()),
+                            vouched=vouched)
         sha = entry.sha256
     raw = gw.storage.raw.get(sha)
     result = ingest(gw, raw, envelope)
@@ -368,5 +380,6 @@ def retry_quarantined(gw: Gateway, entry_id: int) -> Result:
         if result.outcome != "quarantined":
             entry.resolved_at = utcnow()
             entry.resolution = f"retried: {result.outcome}" + (
-                f" #{result.ticket}" if result.ticket else "")
+                f" #{result.ticket}" if result.ticket else "") + (
+                f" (as {vouched}, vouched by an admin)" if vouched else "")
     return result

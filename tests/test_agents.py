@@ -242,6 +242,51 @@ def test_forged_agent_without_proof_runs_nothing_and_reaches_nobody(agw, relay):
         assert session.get(Quarantine, result.quarantine_id).error_class == "unverified"
 
 
+def test_an_admin_releases_held_agent_mail_as_the_agents(agw, relay):
+    """The agent's client dropped References and the MTA adds no trusted
+    Authentication-Results: the answer is held; an admin who checked it with the
+    agent releases it with `quarantine retry ID --as agent`."""
+    from mailgate.pipeline import retry_quarantined
+
+    number, notification = open_ticket(agw, relay)
+    held = ingest(agw, agent_reply(notification, "#priority high\nPlease restart it.",
+                                   keep_references=False), PIPE)
+    assert held.outcome == "quarantined"
+    result = retry_quarantined(agw, held.quarantine_id, "agent")
+    assert (result.outcome, result.ticket) == ("appended", number)
+    assert any("verified by an admin" in line for line in result.trace)
+    send(agw)
+    [answer] = [r for r in relay.to(CUSTOMER) if "restart it" in text_of(r.raw)]
+    assert "#priority" not in text_of(answer.raw)
+    with agw.db.unit_of_work() as session:
+        t = ops.get_ticket(session, number)
+        assert (t.status, t.priority) == ("answered", "high")
+        entry = session.get(Quarantine, held.quarantine_id)
+        assert entry.resolved_at is not None and "as agent" in entry.resolution
+
+
+def test_an_admin_releases_held_agent_mail_as_a_customers(agw, relay):
+    from mailgate.pipeline import retry_quarantined
+
+    number, notification = open_ticket(agw, relay)
+    held = ingest(agw, agent_reply(notification, "#status closed\nIs this still open?",
+                                   keep_references=False), PIPE)
+    result = retry_quarantined(agw, held.quarantine_id, "customer")
+    assert result.outcome in ("new", "appended")
+    assert not any(line.startswith("agent: ") and "verified" in line for line in result.trace)
+    with agw.db.unit_of_work() as session:
+        assert ops.get_ticket(session, number).status == "new"  # no command ran
+
+
+def test_vouching_is_only_for_mail_held_as_unverified(agw):
+    from mailgate.pipeline import retry_quarantined
+
+    held = ingest(agw, make_mail(to="nobody@example.com"), PIPE)  # no department
+    assert held.outcome == "quarantined"
+    with pytest.raises(ValueError, match="not unverified"):
+        retry_quarantined(agw, held.quarantine_id, "agent")
+
+
 def test_forged_header_lookalikes_do_not_count(agw, relay):
     number, notification = open_ticket(agw, relay)
     original = strict(notification.raw)["Message-ID"]

@@ -121,6 +121,10 @@ def test_quarantine_list_show_retry(mailgate):
     assert "Subject: Printer on fire" in mailgate("quarantine", "show", str(entry["id"])).text
     assert mailgate("quarantine", "show", str(entry["id"]), "--raw").stdout.startswith(b"From:")
     assert "quarantined" in mailgate("quarantine", "retry", str(entry["id"]), expect=1).text
+    # vouching is for one entry held as an unproven agent's, not for this one
+    assert b"--all" in mailgate("quarantine", "retry", "--all", "--as", "agent", expect=64).stderr
+    assert b"not unverified" in mailgate("quarantine", "retry", str(entry["id"]), "--as",
+                                         "customer", expect=65).stderr
     assert json.loads(mailgate("quarantine", "list", "--json").text)[0]["attempts"] == 2
     mailgate("address", "add", "sales@example.com", "--department", "support")
     assert ": new #" in mailgate("quarantine", "retry", "--all").text

@@ -24,6 +24,9 @@ def register(sub) -> None:
     p = quar.add_parser("retry", help="run entries through the pipeline again")
     p.add_argument("id", type=int, nargs="?")
     p.add_argument("--all", action="store_true", help="every unresolved entry")
+    p.add_argument("--as", dest="vouched", choices=("agent", "customer"), default="",
+                   help="for mail held as unverified: you vouch that the agent sent it, "
+                        "or it is to be treated as a customer's")
     p.set_defaults(handler=quarantine_retry)
 
 
@@ -72,6 +75,8 @@ def quarantine_show(settings, args) -> None:
 def quarantine_retry(settings, args) -> int:
     if args.id is None and not args.all:
         raise CommandError("give an ID or --all", 64)
+    if args.vouched and args.all:
+        raise CommandError("--as is for one entry at a time, not --all", 64)
     with gateway(settings) as gw:
         if args.all:
             with gw.db.unit_of_work() as session:
@@ -81,7 +86,7 @@ def quarantine_retry(settings, args) -> int:
         still = 0
         for entry_id in ids:
             try:
-                result = retry_quarantined(gw, entry_id)
+                result = retry_quarantined(gw, entry_id, args.vouched)
             except ValueError as error:
                 raise CommandError(str(error), EX_DATAERR) from error
             still += result.outcome == "quarantined"
