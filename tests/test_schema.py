@@ -1,4 +1,7 @@
 """The Alembic migrations build exactly the schema the models describe, on both databases."""
+import uuid
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -33,3 +36,54 @@ def test_empty_database_is_initialised_but_old_one_refused(tmp_path):
     with pytest.raises(SchemaOutOfDate, match="mailgate db upgrade"):
         fresh.ensure_schema()
     fresh.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    """An empty database of each kind, for walking the migrations one by one."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'walk.db'}"
+        return
+    from tests.conftest import PG_HOST, _pg_admin
+
+    name = f"mailgate_walk_{uuid.uuid4().hex[:10]}"
+    admin = _pg_admin()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg2://postgres@{PG_HOST}:5432/{name}"
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+def test_a_database_from_the_first_release_upgrades_with_its_tickets(empty_url):
+    """0001 landed before the service hours: its tickets survive 0002 without deadlines,
+    having waited no working time; the migrations also go back down."""
+    from alembic import command
+    from sqlalchemy import text
+
+    database = Database(empty_url)
+    config = database._alembic_config()
+    command.upgrade(config, "0001")
+    with database.engine.begin() as conn:
+        conn.execute(text("INSERT INTO departments (key, name, prefix, locale, team_address, "
+                          "promise, sms_enabled, created_at) VALUES ('support', 'Support', NULL, NULL, "
+                          "NULL, NULL, false, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO contacts (email, name, created_at) "
+                          "VALUES ('c@example.org', '', CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO tickets (department_id, requester_id, subject, status, priority, "
+            "created_at, updated_at) VALUES (1, 1, 'old', 'open', 'normal', "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    command.upgrade(config, "head")
+    assert database.schema_revisions()[0] == database.schema_revisions()[1]
+    with database.engine.connect() as conn:
+        row = conn.execute(text("SELECT subject, paused_working, first_response_due "
+                                "FROM tickets")).one()
+    assert tuple(row) == ("old", 0.0, None)
+    command.downgrade(config, "0001")
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT subject FROM tickets")).scalar() == "old"
+    database.dispose()

@@ -56,12 +56,6 @@ def upgrade() -> None:
     sa.Column('updated_at', mailgate.models.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('account', name=op.f('pk_imap_state'))
     )
-    op.create_table('job_runs',
-    sa.Column('job', sa.String(length=100), nullable=False),
-    sa.Column('period', sa.String(length=40), nullable=False),
-    sa.Column('ran_at', mailgate.models.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('job', 'period', name=op.f('pk_job_runs'))
-    )
     op.create_table('quarantine',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
@@ -123,12 +117,6 @@ def upgrade() -> None:
     sa.Column('first_response_at', mailgate.models.UTCDateTime(), nullable=True),
     sa.Column('resolved_at', mailgate.models.UTCDateTime(), nullable=True),
     sa.Column('closed_at', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('first_response_due', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('next_response_due', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('resolution_due', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('next_response_start', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('paused_since', mailgate.models.UTCDateTime(), nullable=True),
-    sa.Column('paused_working', sa.Double(), nullable=False),
     sa.ForeignKeyConstraint(['assignee_id'], ['agents.id'], name=op.f('fk_tickets_assignee_id_agents')),
     sa.ForeignKeyConstraint(['department_id'], ['departments.id'], name=op.f('fk_tickets_department_id_departments')),
     sa.ForeignKeyConstraint(['linked_ticket_id'], ['tickets.id'], name=op.f('fk_tickets_linked_ticket_id_tickets')),
@@ -137,11 +125,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tickets_department_id'), ['department_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_first_response_due'), ['first_response_due'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_next_response_due'), ['next_response_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_requester_id'), ['requester_id'], unique=False)
         batch_op.create_index('ix_tickets_requester_status', ['requester_id', 'status'], unique=False)
-        batch_op.create_index(batch_op.f('ix_tickets_resolution_due'), ['resolution_due'], unique=False)
         batch_op.create_index(batch_op.f('ix_tickets_status'), ['status'], unique=False)
 
     op.create_table('inbound',
@@ -211,17 +196,6 @@ def upgrade() -> None:
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_participants_contact_id'), ['contact_id'], unique=False)
 
-    op.create_table('sla_alerts',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('ticket_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sa.String(length=20), nullable=False),
-    sa.Column('stage', sa.String(length=20), nullable=False),
-    sa.Column('due_at', mailgate.models.UTCDateTime(), nullable=False),
-    sa.Column('created_at', mailgate.models.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_sla_alerts_ticket_id_tickets'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sla_alerts')),
-    sa.UniqueConstraint('ticket_id', 'kind', 'stage', 'due_at', name=op.f('uq_sla_alerts_ticket_id_kind_stage_due_at'))
-    )
     op.create_table('ticket_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -298,7 +272,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ticket_events_ticket_id'))
 
     op.drop_table('ticket_events')
-    op.drop_table('sla_alerts')
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_participants_contact_id'))
 
@@ -318,11 +291,8 @@ def downgrade() -> None:
     op.drop_table('inbound')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tickets_status'))
-        batch_op.drop_index(batch_op.f('ix_tickets_resolution_due'))
         batch_op.drop_index('ix_tickets_requester_status')
         batch_op.drop_index(batch_op.f('ix_tickets_requester_id'))
-        batch_op.drop_index(batch_op.f('ix_tickets_next_response_due'))
-        batch_op.drop_index(batch_op.f('ix_tickets_first_response_due'))
         batch_op.drop_index(batch_op.f('ix_tickets_department_id'))
 
     op.drop_table('tickets')
@@ -337,7 +307,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_quarantine_resolved_at'))
 
     op.drop_table('quarantine')
-    op.drop_table('job_runs')
     op.drop_table('imap_state')
     op.drop_table('departments')
     op.drop_table('contacts')
