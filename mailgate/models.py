@@ -266,6 +266,7 @@ class Quarantine(Base):
     source: Mapped[str] = mapped_column(String(8))
     envelope_from: Mapped[str | None] = mapped_column(String(320))
     envelope_to: Mapped[list] = mapped_column(JSON, default=list)
+    mailbox_default: Mapped[str | None] = mapped_column(String(64))  # IMAP mailbox's department
     error_class: Mapped[str] = mapped_column(String(32))  # limit | parse | bug
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)

@@ -370,7 +370,7 @@ def retry_quarantined(gw: Gateway, entry_id: int, vouched: str = "") -> Result:
             raise ValueError(f"quarantine entry {entry_id} is {entry.error_class}, not "
                              "unverified: --as is only for mail held as an unproven agent's")
         envelope = Envelope("retry", entry.envelope_from, tuple(entry.envelope_to or ()),
-                            vouched=vouched)
+                            entry.mailbox_default or "", vouched=vouched)
         sha = entry.sha256
     raw = gw.storage.raw.get(sha)
     result = ingest(gw, raw, envelope)

@@ -33,7 +33,8 @@ def keep(gw: "Gateway", raw: bytes, digest: str, envelope: "Envelope", kind: str
         if entry is None:
             entry = Quarantine(sha256=digest, size=len(raw), source=envelope.source,
                                envelope_from=envelope.mail_from,
-                               envelope_to=list(envelope.rcpt_to), error_class=kind,
+                               envelope_to=list(envelope.rcpt_to),
+                               mailbox_default=envelope.mailbox_default or None, error_class=kind,
                                error=reason, attempts=1, created_at=now, last_attempt_at=now)
             session.add(entry)
         else:

@@ -335,6 +335,25 @@ def test_failure_after_ticket_insert_leaves_nothing_half_applied(gw, departments
     assert count(gw, Ticket) == 1
 
 
+def test_retry_keeps_the_imap_mailboxs_department(gw, departments, monkeypatch):
+    """Mail from an IMAP mailbox whose address routes nowhere goes to the mailbox's
+    department; a retry from quarantine must still know that department."""
+    import mailgate.apply
+    from mailgate.pipeline import retry_quarantined
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(mailgate.apply.tickets, "create_ticket", fail)
+    raw = make_mail(to="old-alias@example.com")
+    held = ingest(gw, raw, Envelope("imap", None, (), "billing"))
+    assert held.outcome == "quarantined"
+    monkeypatch.undo()
+    result = retry_quarantined(gw, held.quarantine_id)
+    assert result.outcome == "new"
+    assert ticket(gw, result.ticket).department.key == "billing"
+
+
 def test_message_without_sender_is_quarantined_as_unusable(gw, departments):
     result = ingest(gw, b"Subject: no from\r\n\r\nbody\r\n", PIPE)
     assert result.outcome == "quarantined" and result.unusable

@@ -1,4 +1,4 @@
-"""service hours: deadlines on tickets, sla_alerts, job_runs
+"""service hours: deadlines on tickets, sla_alerts, job_runs; quarantine.mailbox_default
 
 Revision ID: 0002
 Revises: 0001
@@ -27,6 +27,9 @@ def upgrade() -> None:
         for name in DEADLINES:
             batch_op.create_index(batch_op.f(f'ix_tickets_{name}'), [name], unique=False)
 
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('mailbox_default', sa.String(length=64), nullable=True))
+
     op.create_table('sla_alerts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('ticket_id', sa.Integer(), nullable=False),
@@ -47,6 +50,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('quarantine', schema=None) as batch_op:
+        batch_op.drop_column('mailbox_default')
     op.drop_table('job_runs')
     op.drop_table('sla_alerts')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
