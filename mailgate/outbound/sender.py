@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from .. import tickets
 from ..gateway import Gateway
@@ -147,11 +147,11 @@ class OutboxSender:
 
     # -- record ---------------------------------------------------------------
     def _mark_sent(self, row: Claimed, raw: bytes | None, note: str | None) -> None:
-        with self.gw.db.unit_of_work() as session:
-            stored = session.get(Outbox, row.id)
-            stored.status, stored.sent_at, stored.last_error = "sent", self.gw.now(), note
-            if raw is not None:
-                stored.raw = raw
+        values = {"status": "sent", "sent_at": self.gw.now(), "last_error": note}
+        if raw is not None:
+            values["raw"] = raw
+        with self.gw.db.unit_of_work() as session:  # no need to load the row to mark it
+            session.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
         log.info("sent %s %s", row.channel, row.kind, extra={"fields": {
             "outbox": row.id, "to": ",".join(row.recipients), "attempt": row.attempts}})
 
