@@ -200,7 +200,10 @@ class Daemon:
         """Re-read the configuration. Called in a thread (`_hangup`): replacing the
         delivery workers takes seconds, and the listeners keep serving meanwhile."""
         with self._reloading:
-            self._reload()
+            try:
+                self._reload()
+            except Exception:  # in a thread: nobody else would see it
+                log.exception("reload failed; the daemon keeps running")
 
     def _hangup(self) -> None:
         self._loop.run_in_executor(None, self.reload)
