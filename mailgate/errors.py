@@ -20,10 +20,11 @@ class TemporaryFailure(MailgateError):
 class MessageRejected(MailgateError):
     """The message itself is the problem (a limit, unparseable); `kind` names which."""
 
-    def __init__(self, reason: str, kind: str = "limit"):
+    def __init__(self, reason: str, kind: str = "limit", about: tuple = ()):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.about = about  # unverified: (ticket number, agent address)
 
     def __reduce__(self):  # keep `kind` when crossing a process boundary
-        return (MessageRejected, (self.reason, self.kind))
+        return (MessageRejected, (self.reason, self.kind, self.about))

@@ -96,12 +96,31 @@ def ingest(gw: Gateway, raw: bytes, envelope: Envelope,
     except MessageRejected as error:
         result = quarantine.keep(gw, raw, digest, envelope, error.kind, error.reason)
         result.unusable = error.kind == "unusable"
+        if error.kind == "unverified" and error.about and envelope.source != "retry":
+            result.queued = _tell_agent_held(gw, *error.about, result.quarantine_id)
     except Exception as error:
         log.exception("pipeline failed on %s message %s", envelope.source, digest[:12])
         result = quarantine.keep(gw, raw, digest, envelope, "bug",
                                  f"{error.__class__.__name__}: {error}")
     result.seconds = time.monotonic() - started
     return result
+
+
+def _tell_agent_held(gw: Gateway, number: str, address: str, quarantine_id: int) -> bool:
+    """Tell the agent whose address was on mail we held: if they wrote it, it did not
+    reach the customer; if not, someone used their address. At most
+    `ack_limit_per_hour` such notices per agent; the message stays held either way."""
+    try:
+        with gw.db.unit_of_work() as session:
+            ticket = tickets.ticket_by_number(session, number)
+            agent = tickets.agent_by_email(session, address)
+            if ticket is None or agent is None:
+                return False
+            return notify.held_for_review(session, gw.settings, ticket, agent, quarantine_id,
+                                          gw.now()) is not None
+    except Exception:  # the message is safe in quarantine; the notice is a courtesy
+        log.exception("could not queue the held-mail notice for %s", address)
+        return False
 
 
 def _process_with_retry(gw: Gateway, parsed: ParsedMessage, raw: bytes, digest: str,
@@ -239,7 +258,8 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
         trace.append(f"agent: From is agent {agent.email} but nothing proves it")
         if ticket is not None and msg.from_addr not in decision.ticket.participants:
             raise MessageRejected(f"From: {agent.email} (an agent) without a signed reference "
-                                  "or trusted authentication; held for review", "unverified")
+                                  "or trusted authentication; held for review", "unverified",
+                                  about=(ticket.number, agent.email))
         return None
     trace.append(f"agent: {agent.email} verified by {how}")
     if ticket is not None:

@@ -242,6 +242,29 @@ def test_forged_agent_without_proof_runs_nothing_and_reaches_nobody(agw, relay):
         assert session.get(Quarantine, result.quarantine_id).error_class == "unverified"
 
 
+def test_the_agent_is_told_when_mail_in_their_name_is_held(agw, relay):
+    """The real agent hears of it either way: their own answer did not go out, or
+    someone used their address. Answering that notice is a verified reply; the
+    notices are capped per agent per hour, so forgeries cannot flood the agent."""
+    number, notification = open_ticket(agw, relay)
+    held = ingest(agw, agent_reply(notification, "Pay to IBAN XX00.", keep_references=False),
+                  PIPE)
+    assert held.outcome == "quarantined" and held.queued
+    send(agw)
+    [notice] = [r for r in relay.to(AGENT) if "held" in strict(r.raw)["Subject"]]
+    assert f"mailgate quarantine retry {held.quarantine_id} --as agent" in text_of(notice.raw)
+    assert strict(notice.raw)["Auto-Submitted"] == "auto-generated"
+    assert not [r for r in relay.to(CUSTOMER) if "IBAN" in text_of(r.raw)]
+    answer = ingest(agw, agent_reply(notice, "Sorry, here is the real answer."), PIPE)
+    assert (answer.outcome, answer.ticket) == ("appended", number)
+    assert any("verified by signed notification" in line for line in answer.trace)
+    for i in range(8):
+        ingest(agw, agent_reply(notification, f"forged {i}", keep_references=False), PIPE)
+    send(agw)
+    notices = [r for r in relay.to(AGENT) if "held" in strict(r.raw)["Subject"]]
+    assert len(notices) == agw.settings.outbound.ack_limit_per_hour
+
+
 def test_an_admin_releases_held_agent_mail_as_the_agents(agw, relay):
     """The agent's client dropped References and the MTA adds no trusted
     Authentication-Results: the answer is held; an admin who checked it with the

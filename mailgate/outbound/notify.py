@@ -22,9 +22,9 @@ CUSTOMER_FACING = {"ack", "agent_reply", "status_change", "rejection", "reminder
                    "auto_closed"}
 AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed"}
 AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
-                  "escalation", "digest"}
+                  "escalation", "digest", "held"}
 SMS_KINDS = {"ack", "agent_reply", "status_change"}
-RATE_LIMITED = {"ack", "rejection"}
+RATE_LIMITED = {"ack", "rejection", "held"}
 TRIM_ACK = 1500
 
 
@@ -263,6 +263,22 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
     context = {**ticket_context(session, settings, ticket),
                "status": {"old": old, "new": shown, "reason": reason or ""}}
     return to_customer(session, settings, ticket, "status_change", context, now)
+
+
+def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
+                    quarantine_id: int, now: dt.datetime) -> Outbox | None:
+    """To the agent whose From was on mail held as unverified (pipeline._tell_agent_held).
+    Its Message-ID is signed like any notification, so answering it is a verified reply."""
+    from ..agent_mail import signer_for
+
+    if over_rate_limit(session, settings, agent.email, now):
+        return None
+    context = {**ticket_context(session, settings, ticket), "quarantine_id": quarantine_id,
+               "recipient": {"name": agent.name, "email": agent.email, "role": "agent"}}
+    return queue_mail(session, settings, ticket, "held", [agent.email], context,
+                      locale_for(settings, None, ticket),
+                      department_sender(session, settings, ticket), now=now,
+                      message_id=signer_for(settings).message_id(ticket.id, agent.id))
 
 
 def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,

@@ -136,6 +136,7 @@ SAMPLES: dict[str, dict] = {
         ],
         "applied": ["#priority urgent", "#assign me"],
     },
+    "held": {**_billing("agent"), "quarantine_id": 42},
     "reminder": {**_support(), "waiting_days": 5, "close_after_days": 3},
     "auto_closed": {**_support(), "waiting_days": 8, "reopen_days": 14},
     "sla_warning": {
