@@ -29,7 +29,13 @@ OPEN_STATUSES = ("new", "open", "in_progress", "answered")
 
 
 def _once(session: Session, row) -> bool:
-    """Insert `row` (a SlaAlert or JobRun); False if it was done already."""
+    """Insert `row` (a SlaAlert or JobRun); False if it was done already.
+
+    Looked up first, so that the passes every minute do not each end in a unique
+    violation (an ERROR line in PostgreSQL's log per done alert); the unique key
+    still settles a race between two daemons."""
+    if _done(session, row):
+        return False
     try:
         with session.begin_nested():
             session.add(row)
@@ -46,6 +52,14 @@ def _mail(session, settings, ticket, kind, recipients, extra, now) -> None:
                       {**context, "recipient": {"name": "", "email": recipients[0],
                                                 "role": "agent"}},
                       locale, notify.department_sender(session, settings, ticket), now=now)
+
+
+def _done(session: Session, row) -> bool:
+    if isinstance(row, JobRun):
+        return session.get(JobRun, (row.job, row.period)) is not None
+    return session.scalar(select(SlaAlert.id).where(
+        SlaAlert.ticket_id == row.ticket_id, SlaAlert.kind == row.kind,
+        SlaAlert.stage == row.stage, SlaAlert.due_at == row.due_at)) is not None
 
 
 # -- deadlines --------------------------------------------------------------------

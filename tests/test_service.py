@@ -227,6 +227,28 @@ def test_digest_once_a_day_and_on_start_when_missed(sgw, clock):
     assert (item["age_hours"], item["age_days"]) == (16, 2)
 
 
+def test_repeated_passes_raise_no_database_errors(sgw, clock):
+    """Done alerts and digests are looked up, not re-inserted into a unique violation
+    every minute (each would be an ERROR line in PostgreSQL's log)."""
+    from sqlalchemy import event
+
+    from mailgate import sla
+
+    errors = []
+    event.listen(sgw.db.engine, "handle_error", lambda context: errors.append(context))
+    waiting = ingest(sgw, make_mail(sender="w@example.org", subject="waiting"), PIPE)
+    ingest(sgw, make_mail(), PIPE)
+    with sgw.db.unit_of_work() as session:
+        t = ops.get_ticket(session, waiting.ticket)
+        sla.agent_answered(t, at(20, 9))
+        ops.set_status(session, t, "answered", "agent", now=at(20, 9))
+        sla.refresh(sgw.settings, t, at(20, 9))
+    assert jobs.run_all(sgw, at(25, 9)) >= 3  # escalations, a reminder, a digest
+    for minute in range(1, 6):
+        assert jobs.run_all(sgw, at(25, 9, minute)) == 0
+    assert errors == []
+
+
 def test_two_schedulers_on_one_postgresql_escalate_once(pg_url, tmp_path, service_settings,
                                                         parser_pool, clock):
     from mailgate.models import Address, Agent, Department
