@@ -177,14 +177,9 @@ def _uncc(session, ticket, agent, address) -> str | None:
 
 
 def _command_result(session, settings, ticket, agent, applied, errors, now) -> None:
-    context = {**notify.ticket_context(session, settings, ticket),
-               "errors": [{"line": line, "reason": reason} for line, reason in errors],
-               "applied": applied,
-               "recipient": {"name": agent.name, "email": agent.email, "role": "agent"}}
-    sender = notify.department_sender(session, settings, ticket)
-    notify.queue_mail(session, settings, ticket, "command_result", [agent.email], context,
-                      notify.locale_for(settings, None, ticket), sender, now=now,
-                      message_id=signer_for(settings).message_id(ticket.id, agent.id))
+    notify.to_agent(session, settings, ticket, agent, "command_result", {
+        "errors": [{"line": line, "reason": reason} for line, reason in errors],
+        "applied": applied}, now)
 
 
 def new_ticket_for_customer(session: Session, storage: Storage, settings: Settings,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextlib import contextmanager
+from typing import Iterator
 
 from sqlalchemy import exc, select
 from sqlalchemy.orm import Session
@@ -62,23 +64,34 @@ def _done(session: Session, row) -> bool:
         SlaAlert.stage == row.stage, SlaAlert.due_at == row.due_at)) is not None
 
 
+@contextmanager
+def _job_pass(gw: Gateway, name: str) -> Iterator[Session | None]:
+    """One pass of job `name`: its cluster lock and one unit of work; None when
+    another daemon holds the lock."""
+    with cluster_lock(gw.db, f"job:{name}") as held:
+        if not held:
+            yield None
+            return
+        with gw.db.unit_of_work() as session:
+            yield session
+
+
 # -- deadlines --------------------------------------------------------------------
 
 def check_deadlines(gw: Gateway, now: dt.datetime) -> int:
     """Warn before a deadline, escalate once it is missed; each once per deadline."""
     done = 0
-    with cluster_lock(gw.db, "job:deadlines") as held:
-        if not held:
+    with _job_pass(gw, "deadlines") as session:
+        if session is None:  # another daemon runs it
             return 0
-        with gw.db.unit_of_work() as session:
-            open_tickets = session.scalars(select(Ticket).where(
-                Ticket.status.in_(OPEN_STATUSES),
-                (Ticket.first_response_due.is_not(None)) | (Ticket.next_response_due.is_not(None))
-                | (Ticket.resolution_due.is_not(None))))
-            for ticket in open_tickets:
-                policy = sla.policy_for(gw.settings, ticket)
-                for kind, due in sla.deadlines(ticket).items():
-                    done += _deadline(session, gw.settings, policy, ticket, kind, due, now)
+        open_tickets = session.scalars(select(Ticket).where(
+            Ticket.status.in_(OPEN_STATUSES),
+            (Ticket.first_response_due.is_not(None)) | (Ticket.next_response_due.is_not(None))
+            | (Ticket.resolution_due.is_not(None))))
+        for ticket in open_tickets:
+            policy = sla.policy_for(gw.settings, ticket)
+            for kind, due in sla.deadlines(ticket).items():
+                done += _deadline(session, gw.settings, policy, ticket, kind, due, now)
     return done
 
 
@@ -125,14 +138,13 @@ def working_days_after(policy: Policy, start: dt.datetime, days: int) -> dt.date
 def remind_and_close(gw: Gateway, now: dt.datetime) -> int:
     """Remind customers we wait on; close tickets that waited too long, with notice."""
     done = 0
-    with cluster_lock(gw.db, "job:waiting") as held:
-        if not held:
+    with _job_pass(gw, "waiting") as session:
+        if session is None:  # another daemon runs it
             return 0
-        with gw.db.unit_of_work() as session:
-            waiting = session.scalars(select(Ticket).where(
-                Ticket.status == sla.WAITING_ON_CUSTOMER, Ticket.paused_since.is_not(None)))
-            for ticket in waiting:
-                done += _waiting(session, gw.settings, ticket, now)
+        waiting = session.scalars(select(Ticket).where(
+            Ticket.status == sla.WAITING_ON_CUSTOMER, Ticket.paused_since.is_not(None)))
+        for ticket in waiting:
+            done += _waiting(session, gw.settings, ticket, now)
     return done
 
 
@@ -172,21 +184,20 @@ def send_digests(gw: Gateway, now: dt.datetime) -> int:
     """Each department's agents get one digest a day, at its digest time (or on start,
     if that time passed while no daemon ran)."""
     sent = 0
-    with cluster_lock(gw.db, "job:digest") as held:
-        if not held:
+    with _job_pass(gw, "digest") as session:
+        if session is None:  # another daemon runs it
             return 0
-        with gw.db.unit_of_work() as session:
-            for dept in session.scalars(select(Department)):
-                policy = gw.settings.service.policy(dept.key)
-                if not policy.digest_time:
-                    continue
-                local = now.astimezone(policy.calendar.zone)
-                if local.time() < dt.time.fromisoformat(policy.digest_time):
-                    continue
-                if not _once(session, JobRun(job=f"digest:{dept.key}",
-                                             period=local.date().isoformat(), ran_at=now)):
-                    continue
-                sent += _digest(session, gw.settings, dept, policy, now)
+        for dept in session.scalars(select(Department)):
+            policy = gw.settings.service.policy(dept.key)
+            if not policy.digest_time:
+                continue
+            local = now.astimezone(policy.calendar.zone)
+            if local.time() < dt.time.fromisoformat(policy.digest_time):
+                continue
+            if not _once(session, JobRun(job=f"digest:{dept.key}",
+                                         period=local.date().isoformat(), ran_at=now)):
+                continue
+            sent += _digest(session, gw.settings, dept, policy, now)
     return sent
 
 

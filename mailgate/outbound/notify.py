@@ -265,20 +265,27 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
     return to_customer(session, settings, ticket, "status_change", context, now)
 
 
-def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
-                    quarantine_id: int, now: dt.datetime) -> Outbox | None:
-    """To the agent whose From was on mail held as unverified (pipeline._tell_agent_held).
-    Its Message-ID is signed like any notification, so answering it is a verified reply."""
+def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent, kind: str,
+             extra: dict, now: dt.datetime) -> Outbox | None:
+    """Mail about `ticket` to one agent. Its Message-ID is signed like every
+    notification, so answering it is a verified reply (agent_mail.py)."""
     from ..agent_mail import signer_for
 
-    if over_rate_limit(session, settings, agent.email, now):
-        return None
-    context = {**ticket_context(session, settings, ticket), "quarantine_id": quarantine_id,
+    context = {**ticket_context(session, settings, ticket), **extra,
                "recipient": {"name": agent.name, "email": agent.email, "role": "agent"}}
-    return queue_mail(session, settings, ticket, "held", [agent.email], context,
+    return queue_mail(session, settings, ticket, kind, [agent.email], context,
                       locale_for(settings, None, ticket),
                       department_sender(session, settings, ticket), now=now,
                       message_id=signer_for(settings).message_id(ticket.id, agent.id))
+
+
+def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
+                    quarantine_id: int, now: dt.datetime) -> Outbox | None:
+    """To the agent whose From was on mail held as unverified (pipeline._tell_agent_held)."""
+    if over_rate_limit(session, settings, agent.email, now):
+        return None
+    return to_agent(session, settings, ticket, agent, "held",
+                    {"quarantine_id": quarantine_id}, now)
 
 
 def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,
