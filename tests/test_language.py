@@ -58,8 +58,14 @@ def test_a_locale_set_by_an_admin_is_kept(gw, departments):
 
 
 def test_automatic_mail_sets_no_locale(gw, departments):
-    ingest(gw, make_mail(sender="away@example.ir", subject="پاسخ خودکار: در سفر هستم",
-                         body="سلام، تا هفته بعد در سفر هستم و به ایمیل‌ها پاسخ نمی‌دهم.\n",
-                         auto_submitted="auto-replied"), PIPE)
-    found = contact(gw, "away@example.ir")
-    assert found is None or found.locale is None
+    """An out-of-office reply in Persian, appended to the contact's ticket, does not
+    decide the language they are answered in."""
+    first = ingest(gw, make_mail(sender="away@example.ir", subject="Printer",
+                                 body="Hello, the printer is broken again today.\n"), PIPE)
+    assert contact(gw, "away@example.ir").locale is None
+    result = ingest(gw, make_mail(sender="away@example.ir",
+                                  subject=f"پاسخ خودکار: Re: [MG#{first.ticket}] Printer",
+                                  body="سلام، تا هفته بعد در سفر هستم و به ایمیل‌ها پاسخ نمی‌دهم.\n",
+                                  auto_submitted="auto-replied"), PIPE)
+    assert (result.outcome, result.ticket) == ("appended", first.ticket)
+    assert contact(gw, "away@example.ir").locale is None
