@@ -9,6 +9,8 @@ applies: the department's locale, else the installation default.
 """
 from __future__ import annotations
 
+import re
+
 SAMPLE = 2000  # characters looked at
 MIN_LETTERS = 8  # fewer letters than this say nothing
 MAJORITY = 0.6
@@ -17,6 +19,9 @@ MAJORITY = 0.6
 # Arabic forms Persian text does not use (Arabic ye, kaf, teh marbuta).
 PERSIAN_ONLY = set("پچژگیک")
 ARABIC_ONLY = set("يكة")
+# any character `_script` calls Georgian or Arabic: without one, nothing can be a majority
+_OURS = re.compile("[\u10A0-\u10FF\u1C90-\u1CBF\u2D00-\u2D2F\u0620-\u064A\u066E-\u06D3"
+                   "\u06FA-\u06FF\uFB50-\uFDFF\uFE70-\uFEFC]")
 
 
 def _script(char: str) -> str | None:
@@ -32,6 +37,8 @@ def _script(char: str) -> str | None:
 def guess_locale(subject: str, text: str) -> str | None:
     """"fa", "ka" or None for the language of a message's subject and text."""
     sample = f"{subject}\n{text[:SAMPLE]}"
+    if _OURS.search(sample) is None:  # most mail: answered without a look at every letter
+        return None
     counts = {"georgian": 0, "arabic": 0, "other": 0}
     for char in sample:
         script = _script(char)

@@ -42,6 +42,7 @@ does; these rules are about as long as that wrapper would be, and pass.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, Iterable, Iterator
 
@@ -209,6 +210,7 @@ STEPS: tuple[Callable[[list[str]], list[str]], ...] = (
 
 # -- line helpers --------------------------------------------------------------
 
+@functools.lru_cache(maxsize=8192)  # the steps look at the same lines again and again
 def _plain(line: str) -> str:
     """The line without direction marks, its whitespace runs made single spaces."""
     return " ".join(_BIDI.sub("", line).split())
@@ -222,6 +224,7 @@ def _is_quoted(line: str) -> bool:
     return _plain(line).startswith(">")
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_attribution(text: str) -> bool:
     return (len(text) <= 300 and re.search(r"\d|@", text) is not None
             and any(p.match(text) for p in ATTRIBUTIONS))
