@@ -108,9 +108,10 @@ def blast(port: int, messages: list[bytes], connections: int) -> tuple[float, li
     return elapsed, latencies
 
 
-def cpu_seconds(pids: set[int] | None = None, comm: str | None = None) -> float:
-    """CPU time (user + system) of the given processes and all their descendants,
-    or of every process named `comm`, read from /proc (Linux)."""
+def cpu_seconds(pids: set[int] | None = None, comm: str | None = None,
+                descendants: bool = True) -> float:
+    """CPU time (user + system) of the given processes and (unless `descendants` is
+    False) all their descendants, or of every process named `comm`, read from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
     procs = {}
     for entry in Path("/proc").iterdir():
@@ -127,7 +128,7 @@ def cpu_seconds(pids: set[int] | None = None, comm: str | None = None) -> float:
         chosen = {pid for pid, (name, _, _) in procs.items() if name == comm}
     else:
         chosen = set(pids or ())
-        while True:
+        while descendants:
             more = {pid for pid, (_, ppid, _) in procs.items() if ppid in chosen} - chosen
             if not more:
                 break
@@ -215,16 +216,18 @@ def main() -> None:
         try:
             blast(mg_port, build_messages(100, tokens, seed=99), args.connections)  # warm up
             time.sleep(3)  # let the warm-up's outbox drain
-            before = (cpu_seconds({mailgate.pid}), cpu_seconds(comm="postgres"),
-                      time.process_time())
+            def sample():
+                return (cpu_seconds({mailgate.pid}),
+                        cpu_seconds({mailgate.pid}, descendants=False),
+                        cpu_seconds(comm="postgres"), time.process_time())
+            before = sample()
             mg_rate = report("mailgate", len(messages), *blast(mg_port, messages,
                                                                  args.connections))
-            used = [after - start for after, start in zip(
-                (cpu_seconds({mailgate.pid}), cpu_seconds(comm="postgres"),
-                 time.process_time()), before)]
+            used = [after - start for after, start in zip(sample(), before)]
             print("CPU per message: " + ", ".join(
                 f"{name} {seconds / len(messages) * 1000:.1f} ms" for name, seconds in
-                zip(("mailgate (daemon + workers)", "PostgreSQL", "benchmark client"), used))
+                zip(("mailgate (daemon + workers)", "of it the daemon's main process",
+                     "PostgreSQL", "benchmark client"), used))
                 + " (while the blast ran; the outbox sender may still be catching up)")
         finally:
             mailgate.terminate()

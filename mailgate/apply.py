@@ -59,7 +59,7 @@ def store_message(session: Session, storage: Storage, settings: Settings, ticket
         in_reply_to=msg.in_reply_to[0] if msg.in_reply_to else None,
         references=" ".join(msg.references) or None, subject=msg.subject,
         text_body=msg.text if text is None else text, html_body=msg.html, automatic=automatic,
-        received_at=now)
+        received_at=now, attachments=[])
     session.add(message)
     accepted, refused = screen(msg.attachments, settings.limits)
     for att in accepted:

@@ -275,10 +275,10 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
 
 
 def notify_inbound(session: Session, settings, applied, may_autorespond: bool, now) -> list[str]:
-    session.flush()  # the new ticket's number and relations are needed for the mail
     if not applied.created:
         sla.customer_waiting(applied.ticket, now)
     sla.refresh(settings, applied.ticket, now)  # the acknowledgement states the due time
+    session.flush()  # the new ticket's number and relations are needed for the mail
     if applied.created:
         return notify.after_new_ticket(session, settings, applied.ticket, applied.message,
                                        may_autorespond, applied.refused, now)

@@ -56,8 +56,12 @@ class Directory:
     """What routing and threading need to know about departments, read in one query."""
 
     routes: dict[str, str]  # address -> department key, for the addresses asked about
-    department_ids: dict[str, int]  # key -> id, every department
+    departments: dict[str, Department]  # key -> row, every department (held: see below)
     prefixes: frozenset[str]  # token prefixes of every department
+
+    @property
+    def department_ids(self) -> dict[str, int]:
+        return {key: d.id for key, d in self.departments.items()}
 
     def is_own(self, address: str | None, configured: tuple[str, ...]) -> bool:
         if not address:
@@ -68,13 +72,15 @@ class Directory:
 
 def directory(session: Session, addresses: set[str]) -> Directory:
     wanted = sorted(addresses) or [""]
+    # whole Department rows, held for the unit of work: later uses of `ticket.department`
+    # find them in the session instead of asking the database again
     rows = session.execute(
-        select(Department.id, Department.key, Department.prefix, Address.address)
+        select(Department, Address.address)
         .outerjoin(Address, (Address.department_id == Department.id)
                    & Address.address.in_(wanted))).all()
-    return Directory(routes={r.address: r.key for r in rows if r.address},
-                     department_ids={r.key: r.id for r in rows},
-                     prefixes=frozenset(r.prefix for r in rows if r.prefix))
+    return Directory(routes={address: d.key for d, address in rows if address},
+                     departments={d.key: d for d, _ in rows},
+                     prefixes=frozenset(d.prefix for d, _ in rows if d.prefix))
 
 
 def is_own_address(session: Session, address: str | None, configured: tuple[str, ...]) -> bool:
@@ -185,7 +191,8 @@ def create_ticket(session: Session, department_id: int, requester: Contact, subj
                   linked: Ticket | None = None, now: dt.datetime | None = None) -> Ticket:
     """A new ticket (its number is known once the session flushes)."""
     now = now or utcnow()
-    ticket = Ticket(department_id=department_id, requester=requester, subject=subject,
+    ticket = Ticket(department=session.get(Department, department_id), requester=requester,
+                    subject=subject,
                     status="new", priority="normal", created_at=now, updated_at=now,
                     linked_ticket_id=linked.id if linked else None)
     session.add(ticket)

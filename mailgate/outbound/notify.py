@@ -98,11 +98,17 @@ def message_context(message: Message, trim: int | None = None) -> dict:
                             for a in message.attachments]}
 
 
-def thread_headers(session: Session, ticket: Ticket) -> tuple[str | None, str | None]:
-    """(In-Reply-To, References) continuing the customer's side of the thread."""
-    last = session.scalar(select(Message).where(
-        Message.ticket_id == ticket.id, Message.direction == "in",
-        Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1))
+def thread_headers(session: Session, ticket: Ticket, newest: Message | None = None
+                   ) -> tuple[str | None, str | None]:
+    """(In-Reply-To, References) continuing the customer's side of the thread.
+    `newest`: the ticket's newest inbound message when the caller holds it (a new
+    ticket's first), so that it need not be looked up."""
+    if newest is not None:
+        last = newest if newest.message_id else None
+    else:
+        last = session.scalar(select(Message).where(
+            Message.ticket_id == ticket.id, Message.direction == "in",
+            Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1))
     if last is None:
         return None, None
     chain = (last.references or "").split()[-18:] + [last.message_id]
@@ -168,7 +174,8 @@ def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
 
 
 def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
-                 context: dict, now: dt.datetime, cc: bool = False) -> list[Outbox]:
+                 context: dict, now: dt.datetime, cc: bool = False,
+                 answering: Message | None = None) -> list[Outbox]:
     requester = ticket.requester
     locale = locale_for(settings, requester, ticket)
     recipients = [requester.email]
@@ -178,7 +185,7 @@ def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
                                                     Participant.role == "cc"))]
     context = {**context, "recipient": {"name": requester.name, "email": requester.email,
                                         "role": "customer"}}
-    in_reply_to, references = thread_headers(session, ticket)
+    in_reply_to, references = thread_headers(session, ticket, answering)
     rows = [queue_mail(session, settings, ticket, kind, recipients, context, locale,
                        department_sender(session, settings, ticket), in_reply_to, references,
                        now=now)]
@@ -219,7 +226,8 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
     base = ticket_context(session, settings, ticket)
     if may_autorespond and not over_rate_limit(session, settings, ticket.requester.email, now):
         to_customer(session, settings, ticket, "ack",
-                     {**base, "message": message_context(message, TRIM_ACK)}, now)
+                     {**base, "message": message_context(message, TRIM_ACK)}, now,
+                     answering=message)
         notes.append("notify: acknowledgement queued")
         if refused:
             _rejection(session, settings, ticket, base, refused, now)
