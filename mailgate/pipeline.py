@@ -204,7 +204,9 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
                  else f"route: none of {[a for a, _ in cands]} is a department address")
 
     # thread
-    decision = thread(session, msg, sender, settings, known.prefixes, now, trace)
+    # `looked_at` keeps the ticket rows threading read referenced for the rest of the
+    # unit of work: the session holds rows weakly, and later gets then find them there
+    decision, looked_at = thread(session, msg, sender, settings, known.prefixes, now, trace)
     trace.append(f"thread: {decision.action} — {decision.reason}")
 
     # agents: From alone proves nothing (agent_mail.py)
@@ -292,8 +294,9 @@ def notify_inbound(session: Session, settings, applied, may_autorespond: bool, n
 
 
 def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes, now, trace
-           ) -> resolve.Decision:
-    """Look up the tickets the token and the headers point at, then decide."""
+           ) -> tuple[resolve.Decision, tuple]:
+    """Look up the tickets the token and the headers point at, then decide.
+    Returns the decision and the ticket rows looked at."""
     token_ticket = None
     for number, valid in find_tokens(msg.subject, {settings.threading.prefix, *prefixes}):
         if not valid:
@@ -310,9 +313,10 @@ def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes
     if token_ticket is None and header_ticket is None and msg.references:
         header_ticket, _ = tickets.ticket_by_message_ids(session, msg.references)
         rule = "References"
-    return resolve.decide(tickets.view(session, token_ticket),
-                          tickets.view(session, header_ticket), rule, sender, now,
-                          settings.threading)
+    decision = resolve.decide(tickets.view(session, token_ticket),
+                              tickets.view(session, header_ticket), rule, sender, now,
+                              settings.threading)
+    return decision, (token_ticket, header_ticket)
 
 
 def _record_report(session, settings, msg: ParsedMessage, category: str, trace: list[str],
