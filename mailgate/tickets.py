@@ -192,9 +192,8 @@ def create_ticket(session: Session, department_id: int, requester: Contact, subj
     """A new ticket (its number is known once the session flushes)."""
     now = now or utcnow()
     ticket = Ticket(department=session.get(Department, department_id), requester=requester,
-                    subject=subject,
-                    status="new", priority="normal", created_at=now, updated_at=now,
-                    linked_ticket_id=linked.id if linked else None)
+                    subject=subject, status="new", priority="normal", created_at=now,
+                    updated_at=now, linked_ticket_id=linked.id if linked else None)
     session.add(ticket)
     add_participant(session, ticket, requester, "requester")
     record_event(session, ticket, "created", requester.email, new="new")
