@@ -7,7 +7,10 @@ Run by hand (not part of the tests):
 Both servers get the same pre-built messages (plain, HTML, ~10 % with a 100 KB
 attachment, ~30 % replies carrying a ticket token) over K concurrent smtplib
 connections. The bare server accepts and discards: it is the ceiling for any
-Python SMTP service on this machine. Prints messages/s, p50/p99 accept latency,
+Python SMTP service on this machine. A third server, the durable floor, parses
+each message with mail-parser and commits it to PostgreSQL (one INSERT, no ticket,
+no acknowledgement): the most any durable gateway could keep of the bare rate.
+Prints messages/s, p50/p99 accept latency,
 the CPU time per message of the daemon (with its workers), PostgreSQL and the
 client, and the ratio mailgate / bare.
 
@@ -45,6 +48,32 @@ class Discard:
 async def main():
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SMTP(Discard(), data_size_limit=None), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+FLOOR_SERVER = """
+import asyncio, logging, sys, threading
+from concurrent.futures import ThreadPoolExecutor
+import mailparser, psycopg2
+from aiosmtpd.smtp import SMTP
+logging.getLogger("mailparser").setLevel(logging.CRITICAL)
+pool, local = ThreadPoolExecutor(4), threading.local()
+def store(raw):
+    if not hasattr(local, "conn"):
+        local.conn = psycopg2.connect(sys.argv[1])
+    parsed = mailparser.parse_from_bytes(raw)
+    with local.conn.cursor() as cur:
+        cur.execute("INSERT INTO bench_floor (message_id, subject, body, raw) "
+                    "VALUES (%s, %s, %s, %s)", (parsed.message_id, parsed.subject, parsed.body, raw))
+    local.conn.commit()
+class Store:
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.get_running_loop().run_in_executor(pool, store, envelope.original_content)
+        return "250 OK"
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Store(), data_size_limit=None), "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
@@ -144,10 +173,21 @@ def report(name: str, count: int, elapsed: float, latencies: list[float]) -> flo
     return rate
 
 
-def start_bare() -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER], stdout=subprocess.PIPE,
+def start_server(code: str, *args: str) -> tuple[subprocess.Popen, int]:
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
                             text=True)
     return proc, int(proc.stdout.readline())
+
+
+def run_against(name: str, code: str, args: tuple[str, ...], messages: list[bytes],
+                connections: int) -> float:
+    proc, port = start_server(code, *args)
+    try:
+        blast(port, messages[:200], connections)  # warm up
+        return report(name, len(messages), *blast(port, messages, connections))
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def start_mailgate(db_name: str, workdir: Path, messages_for_tokens: int
@@ -206,13 +246,12 @@ def main() -> None:
         size = sum(map(len, messages)) / len(messages)
         print(f"{args.messages} messages, {size / 1024:.1f} KB average, "
               f"{args.connections} connections, {os.cpu_count()} CPUs")
-        bare, bare_port = start_bare()
-        try:
-            blast(bare_port, messages[:200], args.connections)  # warm up
-            bare_rate = report("bare", len(messages), *blast(bare_port, messages,
-                                                               args.connections))
-        finally:
-            bare.terminate()
+        bare_rate = run_against("bare", BARE_SERVER, (), messages, args.connections)
+        dsn = f"host=127.0.0.1 user=postgres dbname={db_name}"
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("CREATE TABLE bench_floor (id serial PRIMARY KEY, message_id text, "
+                        "subject text, body text, raw bytea)")
+        floor_rate = run_against("floor", FLOOR_SERVER, (dsn,), messages, args.connections)
         try:
             blast(mg_port, build_messages(100, tokens, seed=99), args.connections)  # warm up
             time.sleep(3)  # let the warm-up's outbox drain
@@ -232,7 +271,9 @@ def main() -> None:
         finally:
             mailgate.terminate()
             mailgate.wait(60)
-        print(f"ratio mailgate / bare = {mg_rate / bare_rate:.2f}")
+        print(f"ratio mailgate / bare = {mg_rate / bare_rate:.2f}   "
+              f"floor / bare = {floor_rate / bare_rate:.2f}   "
+              f"mailgate / floor = {mg_rate / floor_rate:.2f}")
     finally:
         admin.cursor().execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                "WHERE datname = %s", (db_name,))
