@@ -4,15 +4,15 @@ Run by hand (not part of the tests):
 
     .venv/bin/python benchmarks/smtp_ingest.py [--messages 2000] [--connections 8]
 
-Both servers get the same pre-built messages (plain, HTML, ~10 % with a 100 KB
-attachment, ~30 % replies carrying a ticket token) over K concurrent smtplib
-connections. The bare server accepts and discards: it is the ceiling for any
-Python SMTP service on this machine. A third server, the durable floor, parses
-each message with mail-parser and commits it to PostgreSQL (one INSERT, no ticket,
-no acknowledgement): the most any durable gateway could keep of the bare rate.
-Prints messages/s, p50/p99 accept latency,
-the CPU time per message of the daemon (with its workers), PostgreSQL and the
-client, and the ratio mailgate / bare.
+All three servers get the same pre-built messages (plain, HTML, ~10 % with a
+100 KB attachment, ~30 % replies carrying a ticket token) over K concurrent
+smtplib connections. The bare server accepts and discards: it is the ceiling for
+any Python SMTP service on this machine. The durable floor parses each message
+with mail-parser and commits it to PostgreSQL (one INSERT, no ticket, no
+acknowledgement): about what any durable Python gateway keeps of the bare rate
+before doing any work of its own. Prints messages/s, p50/p99 accept latency, the
+CPU time per message of the daemon (with its workers), PostgreSQL and the
+client, and the ratios mailgate / bare, floor / bare and mailgate / floor.
 
 Environment: BENCH_NO_FSYNC=1 turns off fsync of stored blobs; BENCH_WORKERS=N
 sets `[daemon] delivery_workers` (default: two per CPU).
