@@ -39,19 +39,23 @@ from pathlib import Path
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
-BARE_SERVER = """
-import asyncio, sys
-from aiosmtpd.smtp import SMTP
-class Discard:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 OK"
+# The comparison servers are small programs run with `python -c`; each defines
+# `Handler`, and SERVE runs it on a free loopback port and prints the port.
+SERVE = """
 async def main():
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Discard(), data_size_limit=None), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: SMTP(Handler(), data_size_limit=None), "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()
 asyncio.run(main())
 """
+BARE_SERVER = """
+import asyncio
+from aiosmtpd.smtp import SMTP
+class Handler:  # accept and discard
+    async def handle_DATA(self, server, session, envelope):
+        return "250 OK"
+""" + SERVE
 FLOOR_SERVER = """
 import asyncio, logging, sys, threading
 from concurrent.futures import ThreadPoolExecutor
@@ -67,17 +71,11 @@ def store(raw):
         cur.execute("INSERT INTO bench_floor (message_id, subject, body, raw) "
                     "VALUES (%s, %s, %s, %s)", (parsed.message_id, parsed.subject, parsed.body, raw))
     local.conn.commit()
-class Store:
+class Handler:  # parse, then commit to PostgreSQL before answering
     async def handle_DATA(self, server, session, envelope):
         await asyncio.get_running_loop().run_in_executor(pool, store, envelope.original_content)
         return "250 OK"
-async def main():
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(Store(), data_size_limit=None), "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
+""" + SERVE
 
 
 def build_messages(count: int, tokens: list[str], seed: int = 7) -> list[bytes]:
