@@ -47,7 +47,7 @@ class Daemon:
         self.intake = Intake(self.gw, self.metrics, self.delivery.ingest,
                              on_queued=self.wake_sender)
         self.sender = OutboxSender(self.gw)
-        self.metrics.watch_outbox(self._outbox_depth)
+        self.metrics.watch_outbox(self._outbox_depth, self._outbox_oldest)
         self.executor = ThreadPoolExecutor(settings.smtp.workers, thread_name_prefix="deliver")
         self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
@@ -72,10 +72,10 @@ class Daemon:
             for address in listen:
                 await self._listen(kind, address, self._tracked(factory))
         await self._listen_http(self.settings.http.listen)
+        # orphan temporary files of a killed predecessor; the sender replays its journal
+        await self._loop.run_in_executor(self.executor, self.gw.storage.remove_orphans)
+        await self._loop.run_in_executor(self.executor, self.sender.start)
         self.scheduler.start()
-        self.scheduler.add_job(self._send_outbox, "interval", id="outbox",
-                               seconds=self.settings.outbound.send_interval,
-                               next_run_time=dt.datetime.now(dt.timezone.utc))
         self.scheduler.add_job(self._service_jobs, "interval", id="service", seconds=60,
                                next_run_time=dt.datetime.now(dt.timezone.utc))
         self.configure_pollers(self.settings.imap)
@@ -104,12 +104,6 @@ class Daemon:
         self.addresses["http"].extend(s.getsockname()[:2] for s in server.sockets)
 
     # -- outbox ---------------------------------------------------------------
-    def _send_outbox(self) -> None:
-        try:
-            self.sender.run_once()
-        except TemporaryFailure as error:
-            log.warning("outbox: %s", error)
-
     def _service_jobs(self) -> None:
         """Deadline warnings/escalations, reminders/auto-close, digests (jobs.py)."""
         try:
@@ -119,23 +113,20 @@ class Daemon:
             log.warning("service jobs: %s", error)
 
     def wake_sender(self) -> None:
-        """Run the sender now (called after a commit that queued mail)."""
-        try:
-            self.scheduler.modify_job("outbox", next_run_time=dt.datetime.now(dt.timezone.utc))
-        except Exception:  # not started yet or shutting down: the interval covers it
-            pass
+        """Deliver now (called after a commit that queued mail)."""
+        self.sender.wake()
 
     def _outbox_depth(self) -> int:
-        from sqlalchemy import func, select
-
-        from .models import Outbox
-
         try:
-            with self.gw.db.unit_of_work() as session:
-                return session.scalar(select(func.count()).select_from(Outbox).where(
-                    Outbox.status.in_(("pending", "sending"))))
+            return self.sender.depth()
         except TemporaryFailure:
             return -1
+
+    def _outbox_oldest(self) -> float:
+        try:
+            return self.sender.oldest_due_age()
+        except TemporaryFailure:
+            return -1.0
 
     # -- IMAP -----------------------------------------------------------------
     def configure_pollers(self, accounts) -> None:
@@ -221,7 +212,9 @@ class Daemon:
         old, self.delivery = self.delivery, DeliveryPool(
             self.gw, settings.daemon.delivery_workers or 2 * (os.cpu_count() or 1))
         self.intake.deliver = self.delivery.ingest
-        self.sender = OutboxSender(self.gw)
+        old_sender, self.sender = self.sender, OutboxSender(self.gw)
+        old_sender.stop(self.settings.daemon.shutdown_timeout)  # after the mail in hand
+        self.sender.start()
         old.close(wait=self.settings.daemon.shutdown_timeout)  # after their message in hand
         setup_logging(settings.log)
         self.configure_pollers(settings.imap)
@@ -257,6 +250,7 @@ class Daemon:
         for name in list(self.pollers):
             self._stop_poller(name)
         self.scheduler.shutdown(wait=True)
+        self.sender.stop(self.settings.daemon.shutdown_timeout)
         self.executor.shutdown(wait=True)
         self.delivery.close()
 

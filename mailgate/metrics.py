@@ -36,9 +36,16 @@ class Metrics:
                                    registry=self.registry)
         self.outbox_depth = Gauge("mailgate_outbox_depth", "Outgoing messages waiting",
                                   registry=self.registry)
+        self.outbox_oldest = Gauge(
+            "mailgate_outbox_oldest_pending_seconds",
+            "How long the longest-waiting outgoing message has been due (0: none is)",
+            registry=self.registry)
 
-    def watch_outbox(self, depth: Callable[[], int]) -> None:
+    def watch_outbox(self, depth: Callable[[], int],
+                     oldest: Callable[[], float] | None = None) -> None:
         self.outbox_depth.set_function(depth)
+        if oldest is not None:
+            self.outbox_oldest.set_function(oldest)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -360,24 +360,24 @@ def test_agent_notification_goes_to_team_address_when_set(mgw, relay):
     assert len(relay.to("team@example.com")) == 1 and relay.to("agent@example.com") == []
 
 
-def test_a_slow_relay_hands_the_rest_of_a_claimed_batch_back(mgw, relay, clock):
-    """Rows are claimed ten at a time; when delivering takes half the lease, the rest
-    go back to pending (attempt not counted) instead of waiting for another sender
-    to reclaim them — which could send them twice."""
-    from mailgate.outbound import sender as sender_module
+def test_a_slow_relay_never_gets_a_claimed_row_sent_twice(mgw, relay, clock):
+    """Rows are claimed one at a time, when a worker is free to send them; a delivery
+    that outlasts the lease leaves its row with the live sender that holds it."""
+    from mailgate.outbound import claims
 
     for i in range(3):
         ingest(mgw, make_mail(sender=f"slow{i}@example.org", subject=f"slow {i}"), PIPE)
-    real = OutboxSender(mgw)
-    deliver = real._deliver
+    sender = OutboxSender(mgw)
+    deliver = sender._deliver
 
-    def slow(row):
-        deliver(row)
-        clock.advance(seconds=sender_module.LEASE.total_seconds() / 2 + 1)
+    def slow(row, link):
+        clock.advance(seconds=claims.LEASE.total_seconds() + 1)
+        return deliver(row, link)
 
-    real._deliver = slow
-    assert real.run_once(limit=6) == 6  # 3 acks + 3 agent notifications, three claims
+    sender._deliver = slow
+    assert sender.run_once(limit=6) == 6  # 3 acks + 3 agent notifications
     rows = outbox(mgw)
     assert [r.status for r in rows] == ["sent"] * 6
     assert all(r.attempts == 1 for r in rows)
+    assert len(relay.received) == 6
     assert len({strict(r.raw)["Message-ID"] for r in relay.received}) == 6

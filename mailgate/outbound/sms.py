@@ -29,6 +29,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..config import SmsSettings
+from .outcomes import Delivered, Outcome, Permanent, Temporary
 
 log = logging.getLogger("mailgate.sms")
 
@@ -237,6 +238,17 @@ class TwilioBackend:
             return str(answer.get("sid", ""))
         detail = answer.get("message") or reply.decode("utf-8", "replace")[:200]
         raise _failure("twilio", status, detail, answer.get("code"))
+
+
+def deliver(backend: SmsBackend, to: str, text: str) -> Outcome:
+    """Send, answering with an outcome: any OS or network error is temporary."""
+    try:
+        provider_id = backend.send(to, text)
+    except SmsPermanentError as error:
+        return Permanent(str(error), (to,))
+    except (SmsTemporaryError, OSError, http.client.HTTPException) as error:
+        return Temporary(str(error) or error.__class__.__name__)
+    return Delivered(note=f"provider id {provider_id}" if provider_id else None)
 
 
 def make_backend(settings: SmsSettings) -> SmsBackend:

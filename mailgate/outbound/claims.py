@@ -1,0 +1,185 @@
+"""Claiming outbox rows: one row per delivery, tied to the claimer's life.
+
+A claim marks one due row `sending` under the claimer's token (`claimed_by`),
+counts the attempt and commits at once. On PostgreSQL the claimer also takes a
+session-level advisory lock on the row and keeps that connection until the
+outcome is recorded; several daemons pick distinct rows (`FOR UPDATE SKIP
+LOCKED`), and a dead connection frees the lock at once.
+
+Who may take a row that is already `sending`:
+- a dead sender of this host (presence file unlocked, see `journal.py`): the
+  `settle` step replays its journal and puts the rest of its rows back to
+  `pending` at once, so a restart resumes within seconds;
+- another host's sender: only after `LEASE` and, on PostgreSQL, only when its
+  advisory lock is free (nobody is still sending it). The lease covers the case
+  the lock cannot: that host delivered and journalled the mail, then lost the
+  database; its own replay records it when the database is back.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from sqlalchemy import and_, or_, select, text, true, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from ..db import Database, is_temporary
+from ..errors import TemporaryFailure
+from ..models import Outbox
+
+LEASE = dt.timedelta(minutes=2)
+LOCK_SPACE = 0x6F757462  # "outb": first key of the two-key advisory locks on outbox rows
+MAX_SKIPPED = 5  # rows passed over (their lock held elsewhere) before a claim gives up
+TABLE = Outbox.__table__
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The row's values as claimed; `attempts` counts this attempt."""
+    id: int
+    ticket_id: int | None
+    channel: str
+    kind: str
+    locale: str
+    recipients: list
+    sender: str
+    sender_name: str
+    context: dict
+    message_id: str | None
+    in_reply_to: str | None
+    references: str | None
+    auto_submitted: str | None
+    attempts: int
+    raw: bytes | None
+    claimer: str
+
+    @classmethod
+    def of(cls, row, claimer: str) -> "Claimed":
+        return cls(row["id"], row["ticket_id"], row["channel"], row["kind"], row["locale"],
+                   list(row["recipients"]), row["sender"], row["sender_name"],
+                   dict(row["context"]), row["message_id"], row["in_reply_to"],
+                   row["references"], row["auto_submitted"], row["attempts"] + 1,
+                   row["raw"], claimer)
+
+
+def mine(claimed: Claimed):
+    """The SQL condition "this row is still ours, in this attempt"."""
+    return and_(TABLE.c.id == claimed.id, TABLE.c.status == "sending",
+                TABLE.c.claimed_by == claimed.claimer, TABLE.c.attempts == claimed.attempts)
+
+
+class Claim:
+    """A claimed row, and on PostgreSQL the connection holding its advisory lock."""
+
+    def __init__(self, db: Database, row: Claimed, conn: Connection | None = None):
+        self.db = db
+        self.row = row
+        self.conn = conn
+
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[Session]:
+        """A unit of work for recording the outcome (on the held connection, if any)."""
+        if self.conn is None:
+            with self.db.unit_of_work() as session:
+                yield session
+            return
+        session = Session(bind=self.conn, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except BaseException as error:
+            with contextlib.suppress(Exception):
+                session.rollback()
+            if is_temporary(error):
+                raise TemporaryFailure(f"database: {error.__class__.__name__}: "
+                                       f"{str(error).splitlines()[0]}") from error
+            raise
+        finally:
+            session.close()
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:space, :id)"),
+                         {"space": LOCK_SPACE, "id": self.row.id})
+            conn.commit()
+        except Exception:  # a dead connection holds no lock; never pool a doubtful one
+            conn.invalidate()
+        conn.close()
+
+
+class Claimer:
+    def __init__(self, db: Database, token: str, clock: Callable[[], dt.datetime]):
+        self.db = db
+        self.token = token
+        self.now = clock
+
+    def claim(self, alive: set[str]) -> Claim | None:
+        """Take the next due row, or None. `alive`: tokens of this host's live senders,
+        whose rows are never taken by lease."""
+        now = self.now()
+        due = or_(
+            and_(TABLE.c.status == "pending", TABLE.c.next_attempt_at <= now),
+            and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE,
+                 or_(TABLE.c.claimed_by.is_(None), TABLE.c.claimed_by.not_in(alive | {self.token}))))
+        query = select(TABLE).where(due).order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
+        if self.db.is_postgresql:
+            return self._claim_locked(query, now)
+        with self.db.unit_of_work() as session:
+            row = session.execute(query).mappings().first()
+            if row is None:
+                return None
+            self._mark(session, row, now)
+        return Claim(self.db, Claimed.of(row, self.token))
+
+    def _claim_locked(self, query, now: dt.datetime) -> Claim | None:
+        conn = self.db.engine.connect()
+        try:
+            with conn.begin():
+                row = self._lockable_row(conn, query)
+                if row is not None:
+                    self._mark(conn, row, now)
+        except BaseException as error:
+            conn.invalidate()  # it may hold an advisory lock: never back into the pool
+            conn.close()
+            if is_temporary(error):
+                raise TemporaryFailure(f"database: {error.__class__.__name__}: "
+                                       f"{str(error).splitlines()[0]}") from error
+            raise
+        if row is None:
+            conn.close()
+            return None
+        return Claim(self.db, Claimed.of(row, self.token), conn)
+
+    @staticmethod
+    def _lockable_row(conn: Connection, query):
+        skipped: list[int] = []
+        while len(skipped) < MAX_SKIPPED:
+            narrowed = query.where(TABLE.c.id.not_in(skipped) if skipped else true())
+            row = conn.execute(narrowed.with_for_update(skip_locked=True)).mappings().first()
+            if row is None:
+                return None
+            if conn.execute(text("SELECT pg_try_advisory_lock(:space, :id)"),
+                            {"space": LOCK_SPACE, "id": row["id"]}).scalar():
+                return row
+            skipped.append(row["id"])  # still being sent by a live claimer
+        return None
+
+    def _mark(self, executor, row, now: dt.datetime) -> None:
+        executor.execute(update(TABLE).where(TABLE.c.id == row["id"]).values(
+            status="sending", claimed_by=self.token, claimed_at=now,
+            attempts=row["attempts"] + 1))
+
+
+def release_dead(session: Session, tokens: set[str]) -> int:
+    """Rows of dead senders of this host (journal already replayed) back to `pending`."""
+    if not tokens:
+        return 0
+    return session.execute(update(TABLE).where(
+        TABLE.c.status == "sending", TABLE.c.claimed_by.in_(tokens)).values(
+        status="pending", claimed_by=None)).rowcount

@@ -1,0 +1,94 @@
+"""Recording an outcome in the outbox, in the caller's unit of work.
+
+Every write is conditional on the claim (`claims.mine`): a row that another
+sender took meanwhile, or that a journal replay already recorded, is left as
+it is, and the function says so by returning False.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .. import tickets
+from ..config import Settings
+from ..models import Outbox, Ticket
+from . import bounces
+from .claims import TABLE, Claimed, mine
+from .journal import Entry
+
+log = logging.getLogger("mailgate.outbox")
+MAX_BACKOFF = 6 * 3600.0
+
+
+def sent(session: Session, settings: Settings, row: Claimed, refused: tuple[str, ...],
+         note: str | None, raw: bytes | None, now: dt.datetime) -> bool:
+    values = {"status": "sent", "sent_at": now, "last_error": note}
+    if raw is not None:
+        values["raw"] = raw
+    if not session.execute(update(TABLE).where(mine(row)).values(**values)).rowcount:
+        return False
+    for address in refused:  # accepted for the others: these count as hard bounces
+        bounces.count_hard_bounce(session, settings, address, "refused by the relay")
+    return True
+
+
+def replayed(session: Session, settings: Settings, entry: Entry, now: dt.datetime) -> bool:
+    """A journalled delivery, recorded after a crash or a database fault."""
+    values = {"status": "sent", "sent_at": now, "last_error": entry.note}
+    done = session.execute(update(TABLE).where(
+        TABLE.c.id == entry.id, TABLE.c.status == "sending",
+        TABLE.c.claimed_by == entry.claimer, TABLE.c.attempts == entry.attempt,
+    ).values(**values)).rowcount
+    if not done:
+        return False
+    for address in entry.refused:
+        bounces.count_hard_bounce(session, settings, address, "refused by the relay")
+    return True
+
+
+def retry(session: Session, settings: Settings, row: Claimed, reason: str,
+          now: dt.datetime) -> bool:
+    stored = _ours(session, row)
+    if stored is None:
+        return False
+    out = settings.outbound
+    stored.last_error = reason[:2000]
+    if row.attempts >= out.max_attempts:
+        stored.status = "failed"
+        _event(session, stored, f"gave up after {row.attempts} attempts: {reason}")
+        log.error("outbox %d: gave up after %d attempts: %s", row.id, row.attempts, reason)
+        return True
+    delay = min(MAX_BACKOFF, out.retry_base * 2 ** (row.attempts - 1))
+    stored.status = "pending"
+    stored.next_attempt_at = now + dt.timedelta(seconds=delay)
+    log.warning("outbox %d: temporary failure, attempt %d: %s", row.id, row.attempts, reason)
+    return True
+
+
+def failed(session: Session, settings: Settings, row: Claimed, reason: str,
+           bounced: tuple[str, ...]) -> bool:
+    """Refused for good (`bounced` count a hard bounce each) or unsendable (none)."""
+    stored = _ours(session, row)
+    if stored is None:
+        return False
+    stored.status, stored.last_error = "failed", reason[:2000]
+    _event(session, stored, reason)
+    if row.channel == "email":
+        for address in bounced:
+            bounces.count_hard_bounce(session, settings, address, reason)
+    log.error("outbox %d failed permanently: %s", row.id, reason)
+    return True
+
+
+def _ours(session: Session, row: Claimed) -> Outbox | None:
+    return session.scalars(select(Outbox).where(mine(row))).first()
+
+
+def _event(session: Session, stored: Outbox, detail: str) -> None:
+    if stored.ticket_id is not None:
+        ticket = session.get(Ticket, stored.ticket_id)
+        tickets.record_event(session, ticket, "delivery_failed", "mailgate",
+                             new=stored.kind, detail=f"outbox {stored.id}: {detail}"[:2000])
