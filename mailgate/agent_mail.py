@@ -3,11 +3,12 @@
 A From: header is trivially forged, so From alone never makes a message an
 agent's. It is an agent's only if From is an active agent of the ticket's
 department **and** one proof holds:
-1. In-Reply-To/References carries the signed Message-ID of a notification we
-   sent that agent (or the department's team address) about this ticket
-   (`signing.py`), or
-2. the topmost Authentication-Results header, from a trusted authserv-id, shows
+1. In-Reply-To/References carries the signed, unexpired Message-ID of a
+   notification we sent that agent (or the department's team address) about this
+   ticket (`signing.py`), or
+2. an Authentication-Results header written by our own mail boundary shows
    DMARC (or aligned DKIM/SPF) pass for the agent's domain (`inbound/authres.py`).
+(`proof.py` checks both.)
 
 A verified agent's reply has its quoted history cut; commands at its top are
 applied; the rest is relayed to the customer (or kept as an internal note with
@@ -16,7 +17,6 @@ applied; the rest is relayed to the customer (or kept as an internal note with
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -26,22 +26,13 @@ from . import sla, tickets
 from .apply import store_message
 from .config import Settings
 from .headers import normalize_address
-from .inbound.authres import authenticated
 from .inbound.commands import Command, split_commands
 from .inbound.parse import ParsedMessage
 from .inbound.quotes import strip_quoted
 from .models import Agent, Contact, Department, Inbound, Participant, Ticket
 from .outbound import notify
-from .signing import Signer
+from .signing import TEAM, signer_for
 from .storage import Storage
-
-TEAM = 0  # agent id in the signature of a notification sent to a team address
-
-
-@functools.lru_cache(maxsize=8)
-def signer_for(settings: Settings) -> Signer:
-    return Signer.from_settings(settings)
-
 
 def agent_of(session: Session, address: str | None, department_id: int) -> Agent | None:
     """The active agent with `address` who works in the department, if any."""
@@ -49,20 +40,6 @@ def agent_of(session: Session, address: str | None, department_id: int) -> Agent
     if agent is None or not agent.active:
         return None
     return agent if any(d.id == department_id for d in agent.departments) else None
-
-
-def proof(settings: Settings, msg: ParsedMessage, ticket_id: int | None, agent: Agent,
-          now: dt.datetime) -> str | None:
-    """How the message proves it is the agent's, or None."""
-    if ticket_id is not None:
-        ids = msg.in_reply_to + msg.references
-        signer = signer_for(settings)
-        if signer.replies_to(ids, ticket_id, agent.id, now) or \
-                signer.replies_to(ids, ticket_id, TEAM, now):
-            return "signed notification"
-    method = authenticated(msg.headers.get("authentication-results", []),
-                           settings.security.trusted_authserv_ids, agent.email)
-    return f"Authentication-Results {method}=pass" if method else None
 
 
 @dataclass

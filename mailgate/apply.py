@@ -19,6 +19,7 @@ from .inbound.language import guess_locale
 from .inbound.parse import ParsedMessage
 from .inbound.quotes import strip_quoted
 from .models import Attachment, Contact, Inbound, Message, Ticket
+from .proof import Proof
 from .storage import Storage
 from .threading.resolve import Decision
 
@@ -33,19 +34,24 @@ class Applied:
     created: bool
     refused: list[tuple[str, str]] = field(default_factory=list)  # (filename, reason)
     status_change: tuple[str, str] | None = None
+    refused_command: str = ""  # a command not run: nothing proved its sender
+    notes: list[str] = field(default_factory=list)  # for the decision trace
 
 
 def requester_address(msg: ParsedMessage, noreply: bool) -> str | None:
-    """From, except that a no-reply sender's Reply-To speaks for the person behind it."""
+    """Whom a new ticket answers: From, except that a no-reply sender's Reply-To names
+    the person behind it (a web form). Never who the author is (that is From)."""
     if noreply and msg.reply_to:
         return msg.reply_to
     return msg.from_addr
 
 
-def customer_closes(text: str, settings: Settings) -> bool:
-    """Did the customer write a close word (`#close`, or a localized one) at the top?"""
+def close_command(text: str, settings: Settings) -> str:
+    """The close word (`#close`, or a localized one) the customer wrote at the top, or ""."""
     commands, _ = split_commands(strip_quoted(text), settings.outbound.close_words)
-    return bool(commands) and commands[0].name == "close" and commands[0].error is None
+    if commands and commands[0].name == "close" and commands[0].error is None:
+        return commands[0].line.strip()
+    return ""
 
 
 def store_message(session: Session, storage: Storage, settings: Settings, ticket: Ticket,
@@ -86,27 +92,41 @@ def _add_cc_participants(session: Session, ticket: Ticket, msg: ParsedMessage,
 
 def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMessage,
           decision: Decision, department_id: int | None, sender: str, automatic: bool,
-          own_addresses: set[str], inbound: Inbound | None, now: dt.datetime) -> Applied:
-    """Create or continue a ticket according to `decision`."""
-    contact = tickets.contact_for(session, sender, msg.from_name if sender == msg.from_addr
+          own_addresses: set[str], inbound: Inbound | None, now: dt.datetime,
+          requester: str | None = None, proof: Proof | None = None) -> Applied:
+    """Create or continue a ticket according to `decision`. `sender` is the author
+    (From); a new ticket's requester is `requester` (From, or a no-reply sender's
+    Reply-To). A customer's command runs only when `proof` holds for the author."""
+    new = decision.action in ("new", "new_linked")
+    whom = (requester or sender) if new else sender
+    contact = tickets.contact_for(session, whom, msg.from_name if whom == msg.from_addr
                                   else "")
     if not contact.locale and not automatic:  # answer in the language they write in
         contact.locale = guess_locale(msg.subject, strip_quoted(msg.text))
-    status_change = None
-    if decision.action in ("new", "new_linked"):
+    status_change, refused_command, notes = None, "", []
+    if new:
         linked = session.get(Ticket, decision.ticket.id) if decision.ticket else None
         if department_id is None:
             department_id = linked.department_id
         ticket = tickets.create_ticket(session, department_id, contact,
                                        msg.subject or "(no subject)", linked=linked, now=now)
-        _add_cc_participants(session, ticket, msg, own_addresses, sender)
+        _add_cc_participants(session, ticket, msg, own_addresses, contact.email)
         created = True
     else:
         ticket = session.get(Ticket, decision.ticket.id)
         created = False
         target = "open" if decision.action == "reopen" else REOPEN_ON_REPLY.get(ticket.status)
-        if not automatic and customer_closes(msg.text, settings):
-            target = "closed"
+        command = "" if automatic else close_command(msg.text, settings)
+        if command:
+            how = _customer_proof(proof, decision, contact, ticket)
+            if how:
+                target = "closed"
+                notes.append(f"command: {command} by {sender}, verified by {how}")
+            else:
+                refused_command = command
+                notes.append(f"command: {command} not run: nothing proves {sender} wrote it")
+                tickets.record_event(session, ticket, "unverified_command", sender,
+                                     new=command[:100], detail="sender not verified")
         if target and not automatic:
             old = ticket.status
             if tickets.set_status(session, ticket, target, sender, now=now, detail=(
@@ -115,4 +135,12 @@ def apply(session: Session, storage: Storage, settings: Settings, msg: ParsedMes
         ticket.updated_at = now
     message, refused = store_message(session, storage, settings, ticket, msg, contact,
                                      "customer_reply", inbound, automatic, now)
-    return Applied(ticket, message, created, refused, status_change)
+    return Applied(ticket, message, created, refused, status_change, refused_command, notes)
+
+
+def _customer_proof(proof: Proof | None, decision: Decision, contact: Contact,
+                    ticket: Ticket) -> str | None:
+    """How the author proves a command of theirs: a participant, and a proof (proof.py)."""
+    if proof is None or contact.id is None or contact.email not in decision.ticket.participants:
+        return None  # `foreign_sender = "append"` never lets a non-participant command
+    return proof.for_customer(ticket.id, contact.id, contact.email)

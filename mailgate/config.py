@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 from .service import ServiceSettings, load_service
 
 MiB = 1024 * 1024
+MIN_SECRET_BYTES = 32  # the HMAC key behind signed Message-IDs and VERP tags
 
 DEFAULT_ALLOWED_TYPES = (
     "application/pdf",
@@ -71,6 +72,9 @@ class LimitSettings:
     parse_timeout: float = 20.0
     parse_memory: int = 2048 * MiB
     parse_workers: int = 2
+    # attachments that run code when opened: refused unless allowed here
+    allow_macros: bool = False  # Office/OpenDocument files with a macro project
+    allow_pdf_scripts: bool = False  # PDFs with JavaScript, /Launch or automatic actions
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,11 @@ class SmtpSettings:
     require_tls: bool = False
     auth_users_file: str = ""  # "user:password" lines; enables AUTH PLAIN/LOGIN over TLS
     allow_networks: tuple[str, ...] = ()  # empty: any client that can connect
+    max_recipients: int = 100  # RCPTs per message; more get 452 4.5.3 (RFC 5321 4.5.3.1.8)
+    # clients (networks) whose Authentication-Results headers count: the MTA in
+    # front of us (SMTP or LMTP). Mail from any other client is the sender's
+    # word only. Empty: nothing received over SMTP/LMTP carries proof.
+    trusted_relays: tuple[str, ...] = ()
     timeout: float = 300.0
 
 
@@ -171,7 +180,12 @@ class OutboundSettings:
     templates_dir: str = ""  # admin overrides: files here win over templates/
     response_promise: str = ""  # sentence in acknowledgements; default per locale
     notify_statuses: tuple[str, ...] = ("answered", "resolved", "closed", "reopened")
-    ack_limit_per_hour: int = 5
+    ack_limit_per_hour: int = 5  # automatic replies to one address per hour
+    ack_limit_per_domain: int = 50  # ... to all addresses of one domain per hour
+    ack_limit_per_network: int = 20  # ... caused by one client network (/24, /56) per hour
+    # no acknowledgement when our boundary's DMARC check failed for the From domain
+    # (needs [security] trusted_authserv_ids)
+    ack_requires_auth: bool = True
     suppress_after: int = 3  # hard bounces before an address is suppressed
     max_attempts: int = 12
     retry_base: float = 60.0  # seconds; doubles per attempt, capped at 6 h
@@ -203,7 +217,12 @@ class SecuritySettings:
     previous_secret: str = ""  # the key before the last rotation ...
     previous_valid_until: str = ""  # ... accepted until this ISO 8601 moment
     trusted_authserv_ids: tuple[str, ...] = ()  # Authentication-Results from these MTAs count
-    alert_agents: bool = True  # tell the department's agents about a forged agent mail
+    # hosts of our own mail boundary (the `by` of their Received: headers); an
+    # Authentication-Results header below a Received: by any other host is the
+    # sender's own and never counts. Default: the trusted authserv-ids.
+    internal_hosts: tuple[str, ...] = ()
+    dmarc_alignment: str = "relaxed"  # relaxed (same organizational domain) | strict
+    proof_max_age_days: int = 30  # a signed Message-ID proves its reader this long
 
 
 @dataclass(frozen=True)
@@ -270,6 +289,7 @@ CHOICES = {
     ("outbound", "relay_security"): {"starttls", "tls", "none"},
     ("sms", "backend"): {"log", "webhook", "twilio"},
     ("sms", "webhook_method"): {"GET", "POST", "PUT"},
+    ("security", "dmarc_alignment"): {"relaxed", "strict"},
 }
 
 
@@ -405,6 +425,13 @@ def _check_values(settings: Settings, problems: list) -> None:
         except ValueError:
             problems.append(("security.previous_valid_until",
                              "an ISO 8601 moment with offset, e.g. 2026-12-31T00:00:00+00:00"))
+    for key in ("secret", "previous_secret"):
+        value = getattr(settings.security, key)
+        if value and len(value.encode()) < MIN_SECRET_BYTES:
+            problems.append((f"security.{key}", f"too short: at least {MIN_SECRET_BYTES} "
+                             "bytes (e.g. `openssl rand -hex 32`)"))
+    if settings.security.proof_max_age_days < 1:
+        problems.append(("security.proof_max_age_days", "at least 1"))
     if settings.security.previous_secret and not until:
         problems.append(("security.previous_valid_until", "required with previous_secret"))
     sms = settings.sms
@@ -416,11 +443,12 @@ def _check_values(settings: Settings, problems: list) -> None:
                          "twilio needs twilio_account_sid, twilio_auth_token and twilio_from"))
     if settings.smtp.auth_users_file and not settings.smtp.tls_cert:
         problems.append(("smtp.auth_users_file", "AUTH needs STARTTLS (tls_cert, tls_key)"))
-    for net in settings.smtp.allow_networks:
-        try:
-            ipaddress.ip_network(net, strict=False)
-        except ValueError:
-            problems.append(("smtp.allow_networks", f"not a network: {net!r}"))
+    for key in ("allow_networks", "trusted_relays"):
+        for net in getattr(settings.smtp, key):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                problems.append((f"smtp.{key}", f"not a network: {net!r}"))
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:

@@ -296,6 +296,8 @@ class Outbox(Base):
     references: Mapped[str | None] = mapped_column(Text)
     auto_submitted: Mapped[str | None] = mapped_column(String(20))
     rate_key: Mapped[str | None] = mapped_column(String(320), index=True)  # automatic replies
+    # the client network whose mail caused an automatic reply (outbound/limits.py)
+    rate_network: Mapped[str | None] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,9 +9,12 @@ be stored (database unreachable, disk full): the caller answers "try again".
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Callable
 
 from sqlalchemy import exc, select
@@ -21,7 +24,7 @@ from . import agent_mail, quarantine, sla, tickets
 from .apply import apply, requester_address
 from .errors import MessageRejected, TemporaryFailure
 from .gateway import Gateway
-from .inbound import guard, route
+from .inbound import authres, guard, route
 from .headers import normalize_address
 from .inbound.commands import split_commands
 from .inbound.parse import ParsedMessage
@@ -29,6 +32,8 @@ from .inbound.quotes import strip_quoted
 from .inbound.precheck import header_block, precheck
 from .models import Inbound, Outbox, Quarantine, utcnow
 from .outbound import bounces, notify
+from .proof import Proof
+from .signing import signer_for
 from .storage import sha256_hex
 from .threading import resolve
 from .threading.token import find_tokens
@@ -45,6 +50,38 @@ class Envelope:
     # only an admin's `quarantine retry --as` sets this, never a transport: "agent"
     # (the agent From is genuine) or "customer" (treat it as a customer's mail)
     vouched: str = ""
+    peer: str = ""  # SMTP/LMTP client address
+    retried_from: str = ""  # a retried message: the source it first came from
+
+
+def boundary(raw: bytes, envelope: Envelope, settings) -> authres.Boundary:
+    """What our own mail boundary recorded in the headers (authres.py), if anything
+    of it can be believed. Mail that reached our SMTP/LMTP port from a client that
+    is not a trusted relay has no boundary in front of it: its client is the peer,
+    and none of its headers counts. The pipe and IMAP sit behind the MTA that wrote
+    them. A retried message is believed as far as its first transport was."""
+    source = envelope.retried_from or envelope.source
+    security = settings.security
+    if source in ("smtp", "lmtp"):
+        if not _trusted_relay(envelope.peer, settings.smtp.trusted_relays):
+            return authres.Boundary(client=envelope.peer)
+    elif source not in ("pipe", "imap"):
+        return authres.Boundary()
+    if not security.trusted_authserv_ids and not security.internal_hosts:
+        return authres.Boundary()
+    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw)).items()
+    if source in ("smtp", "lmtp"):
+        headers = headers[1:]  # the Received: line mailgate's own SMTP server added
+    return authres.read_boundary(headers, security.trusted_authserv_ids,
+                                 security.internal_hosts)
+
+
+def _trusted_relay(peer: str, networks: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
 @dataclass
@@ -169,10 +206,10 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     record.dedup_key = key
 
     # guard
-    outbox_id = bounces.verp_outbox_id(settings, list(envelope.rcpt_to) + msg.delivered_to
-                                       + msg.to)
-    if outbox_id is not None:
-        return _record_verp(session, settings, msg, outbox_id, trace, finish)
+    verp = bounces.read_verp(settings, signer_for(settings), list(envelope.rcpt_to)
+                             + msg.delivered_to + msg.to, now)
+    if verp is not None:
+        return _record_verp(session, msg, raw, verp, settings, trace, finish)
     cands = route.candidates(msg, list(envelope.rcpt_to))
     lookups = route.lookup_keys(cands)
     if msg.from_addr:
@@ -188,11 +225,22 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     if verdict.category == "loop":
         return finish("ignored", reason="mail loop")
     if verdict.category in ("bounce", "mdn"):
-        return _record_report(session, settings, msg, verdict.category, trace, finish)
+        return _record_report(session, msg, verdict.category, trace, finish)
 
-    sender = requester_address(msg, verdict.no_autorespond)
-    if sender is None:
+    # the author is From, whoever Reply-To names: Reply-To only says where a new
+    # contact wants answers, never whose ticket this may join or who gives commands
+    author = msg.from_addr
+    if author is None:
         raise MessageRejected("no usable From address", "unusable")
+    requester = requester_address(msg, verdict.no_autorespond)
+    seen = boundary(raw, envelope, settings)
+    proof = Proof(tuple(msg.in_reply_to + msg.references), seen.checks, signer_for(settings),
+                  now, settings.security.dmarc_alignment == "strict")
+    may_autorespond = verdict.may_autorespond
+    if may_autorespond and settings.outbound.ack_requires_auth and \
+            authres.dmarc_failed(list(seen.checks), author):
+        may_autorespond = False
+        trace.append(f"authentication: DMARC failed for {author}; no automatic reply")
 
     # route
     routed = route.route(cands, known.routes, settings.routing.catch_all,
@@ -206,14 +254,14 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     # thread
     # `looked_at` keeps the ticket rows threading read referenced for the rest of the
     # unit of work: the session holds rows weakly, and later gets then find them there
-    decision, looked_at = thread(session, msg, sender, settings, known.prefixes, now, trace)
+    decision, looked_at = thread(session, msg, author, settings, known.prefixes, now, trace)
     trace.append(f"thread: {decision.action} — {decision.reason}")
 
     # agents: From alone proves nothing (agent_mail.py)
     automatic = not verdict.may_open_ticket
     if not automatic and envelope.vouched != "customer":
         handled = _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
-                              vouched=envelope.vouched == "agent")
+                              proof, vouched=envelope.vouched == "agent")
         if handled is not None:
             sla.refresh(settings, handled.ticket, now)
             trace.extend(handled.notes)
@@ -226,20 +274,22 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
 
     # apply
     applied = apply(session, gw.storage, settings, msg, decision,
-                    known.department_ids[routed.department] if routed else None, sender,
+                    known.department_ids[routed.department] if routed else None, author,
                     automatic=automatic, own_addresses=own | set(known.routes), inbound=record,
-                    now=now)
+                    now=now, requester=requester, proof=proof)
     for name, reason in applied.refused:
         trace.append(f"attachment refused: {name}: {reason}")
+    trace.extend(applied.notes)
 
     # notify (queued in this same transaction)
     if not automatic:
-        trace.extend(notify_inbound(session, settings, applied, verdict.may_autorespond, now))
+        trace.extend(notify_inbound(session, settings, applied, may_autorespond, now,
+                                    notify.network_of(seen.client)))
     return finish("new" if applied.created else "appended", applied.ticket)
 
 
 def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
-                vouched: bool = False):
+                proof: Proof, vouched: bool = False):
     """The agent path, when From is an agent of the department and a proof holds
     (or an admin vouched for it when releasing it from quarantine).
 
@@ -253,7 +303,7 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
     if agent is None:
         return None
     how = "an admin (quarantine retry --as agent)" if vouched else \
-        agent_mail.proof(gw.settings, msg, ticket.id if ticket else None, agent, now)
+        proof.for_agent(ticket.id if ticket else None, agent.id, agent.email)
     if how is None:
         log.warning("mail with agent From %s but no proof", agent.email,
                     extra={"fields": {"ticket": ticket.number if ticket else None}})
@@ -276,16 +326,18 @@ def _from_agent(session, gw, msg, decision, routed, known, record, now, trace,
         department_id, record, now)
 
 
-def notify_inbound(session: Session, settings, applied, may_autorespond: bool, now) -> list[str]:
+def notify_inbound(session: Session, settings, applied, may_autorespond: bool, now,
+                   network: str | None) -> list[str]:
     if not applied.created:
         sla.customer_waiting(applied.ticket, now)
     sla.refresh(settings, applied.ticket, now)  # the acknowledgement states the due time
     session.flush()  # the new ticket's number and relations are needed for the mail
     if applied.created:
         return notify.after_new_ticket(session, settings, applied.ticket, applied.message,
-                                       may_autorespond, applied.refused, now)
+                                       may_autorespond, applied.refused, now, network)
     notes = notify.after_customer_reply(session, settings, applied.ticket, applied.message,
-                                        may_autorespond, applied.refused, now)
+                                        may_autorespond, applied.refused, now, network,
+                                        applied.refused_command)
     if applied.status_change:
         old, new = applied.status_change
         if notify.status_changed(session, settings, applied.ticket, old, new, now=now):
@@ -319,24 +371,28 @@ def thread(session: Session, msg: ParsedMessage, sender: str, settings, prefixes
     return decision, (token_ticket, header_ticket)
 
 
-def _record_report(session, settings, msg: ParsedMessage, category: str, trace: list[str],
+def _record_report(session, msg: ParsedMessage, category: str, trace: list[str],
                    finish) -> Result:
-    """A bounce or read receipt about a message of ours becomes an event on its ticket."""
+    """A bounce or read receipt that names a message of ours, not sent to our tagged
+    bounce address: an event on its ticket, nothing more. Anyone can write such a
+    report and quote a Message-ID they saw, so it never suppresses an address."""
     original = msg.report.original_message_id if msg.report else msg.mdn_original_id
     sent = session.scalar(select(Outbox).where(Outbox.message_id == original)) \
         if original else None
-    if sent is not None and category == "bounce":
-        return _bounce_of(session, settings, msg, sent, trace, finish)
-    ticket, _ = tickets.ticket_by_message_ids(session, [original] if original else [])
+    ticket = session.get(tickets.Ticket, sent.ticket_id) if sent and sent.ticket_id else None
+    if ticket is None:
+        ticket, _ = tickets.ticket_by_message_ids(session, [original] if original else [])
     if ticket is None:
         trace.append(f"{category}: not about a message of ours")
         return finish("ignored", reason=f"{category} not matched")
     if category == "bounce":
         tickets.record_event(session, ticket, "bounce", msg.from_addr or "",
-                             detail=_bounce_detail(msg))
+                             detail=f"unverified: {_bounce_detail(msg)}"[:2000])
     else:
         tickets.record_event(session, ticket, "read_receipt", msg.from_addr or "")
-    trace.append(f"{category}: recorded on #{ticket.number} (about {original})")
+    trace.append(f"{category}: recorded on #{ticket.number} (about {original})"
+                 + ("; not to our tagged bounce address, so no suppression"
+                    if category == "bounce" else ""))
     return finish("bounce" if category == "bounce" else "ignored", ticket)
 
 
@@ -348,31 +404,28 @@ def _bounce_detail(msg: ParsedMessage) -> str:
             f"{report.diagnostic}").strip()
 
 
-def _record_verp(session, settings, msg: ParsedMessage, outbox_id: int, trace, finish) -> Result:
+def _record_verp(session, msg: ParsedMessage, raw: bytes, verp: bounces.Verp, settings,
+                 trace, finish) -> Result:
     """Mail to our VERP bounce address: a bounce or an automatic reply, never a ticket."""
-    sent = session.get(Outbox, outbox_id)
+    if verp.outbox_id is None:
+        trace.append(f"bounce: to {verp.address}, whose tag is missing or wrong; ignored")
+        return finish("ignored", reason="bounce address without a valid tag")
+    sent = session.get(Outbox, verp.outbox_id)
     if sent is None:
-        trace.append(f"bounce: to our bounce address, outbox {outbox_id} unknown")
+        trace.append(f"bounce: to our bounce address, outbox {verp.outbox_id} unknown")
         return finish("ignored", reason="bounce for unknown outbox id")
     if msg.report is None and msg.content_type != "multipart/report" and \
             guard.BOUNCE_LOCALPARTS.isdisjoint({(msg.from_addr or "").split("@")[0]}):
-        trace.append(f"verp: automatic reply to outbox {outbox_id}, not a bounce")
+        trace.append(f"verp: automatic reply to outbox {verp.outbox_id}, not a bounce")
         return finish("ignored", reason="reply to our bounce address")
-    return _bounce_of(session, settings, msg, sent, trace, finish)
-
-
-def _bounce_of(session, settings, msg: ParsedMessage, sent: Outbox, trace, finish) -> Result:
-    report = msg.report
-    hard = report is not None and bounces.is_hard(report.status, report.action)
     detail = _bounce_detail(msg)
     sent.status, sent.last_error = "bounced", detail[:2000]
     ticket = session.get(tickets.Ticket, sent.ticket_id) if sent.ticket_id else None
     if ticket is not None:
         tickets.record_event(session, ticket, "bounce", msg.from_addr or "", new=sent.kind,
                              detail=f"outbox {sent.id}: {detail}"[:2000])
-    if hard:
-        failed = (report.recipients if report and report.recipients else sent.recipients)
-        for address in failed:
+    if bounces.is_hard(raw, msg.report):
+        for address in sent.recipients:  # what we sent to, never what the report names
             row = bounces.count_hard_bounce(session, settings, address, detail)
             trace.append(f"bounce: hard bounce {row.hard_bounces} for {address}"
                          + (" (now suppressed)" if row.suppressed else ""))
@@ -394,7 +447,8 @@ def retry_quarantined(gw: Gateway, entry_id: int, vouched: str = "") -> Result:
             raise ValueError(f"quarantine entry {entry_id} is {entry.error_class}, not "
                              "unverified: --as is only for mail held as an unproven agent's")
         envelope = Envelope("retry", entry.envelope_from, tuple(entry.envelope_to or ()),
-                            entry.mailbox_default or "", vouched=vouched)
+                            entry.mailbox_default or "", vouched=vouched,
+                            retried_from=entry.source)
         sha = entry.sha256
     raw = gw.storage.raw.get(sha)
     result = ingest(gw, raw, envelope)

@@ -21,6 +21,7 @@ from tests.servers.relay import RecordingRelay
 
 PIPE = Envelope("pipe")
 CUSTOMER, AGENT = "customer@example.org", "agent@example.com"
+TEST_SECRET, NEW_SECRET = "test-secret-" + "t" * 32, "new-secret-" + "n" * 32
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def with_relay(settings, relay, **security):
     return settings.replace(
         outbound={"transport": "smtp", "relay_host": "127.0.0.1", "relay_port": relay.port,
                   "relay_security": "none", "hostname": "mg.example.com"},
-        security={"secret": "test-secret", **security})
+        security={"secret": TEST_SECRET, **security})
 
 
 @pytest.fixture
@@ -169,8 +170,10 @@ def test_every_command(agw, relay):
         emails = {p.contact.email: p.role for p in t.participants}
         assert emails["boss@example.org"] == "cc"
     answer = relay.to(CUSTOMER)[-1]
-    assert "boss@example.org" in answer.rcpt_tos  # Cc participants get the answer too
-    assert "#priority" not in text_of(answer.raw)
+    [copy] = relay.to("boss@example.org")  # Cc participants get the answer too, each their own
+    assert answer.rcpt_tos == [CUSTOMER] and copy.rcpt_tos == ["boss@example.org"]
+    assert strict(answer.raw)["Message-ID"] != strict(copy.raw)["Message-ID"]
+    assert "#priority" not in text_of(answer.raw) and "#priority" not in text_of(copy.raw)
     # next reply: department, uncc, assign me, status resolved (a customer-visible change)
     follow = agent_reply(notification, "#uncc boss@example.org\n#assign me\n"
                                        "#department hardware\n#status resolved")
@@ -219,7 +222,9 @@ def test_customer_closes_by_mail_and_gets_confirmation(agw, relay, word):
     agw.settings = agw.settings.replace(outbound={"close_words": ("#close", "#بستن",
                                                                   "#დახურვა")})
     number, _ = open_ticket(agw, relay)
-    ingest(agw, make_mail(subject=f"Re: [MG#{number}]", body=f"{word}\nThanks, solved."), PIPE)
+    ack = strict(relay.to(CUSTOMER)[-1].raw)
+    ingest(agw, make_mail(subject=f"Re: [MG#{number}]", body=f"{word}\nThanks, solved.",
+                          in_reply_to=ack["Message-ID"], references=ack["Message-ID"]), PIPE)
     send(agw)
     with agw.db.unit_of_work() as session:
         assert ops.get_ticket(session, number).status == "closed"
@@ -359,7 +364,7 @@ def test_rotated_secret_verifies_until_the_grace_period_ends(settings, parser_po
     old.close()
     until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)
     rotated = with_relay(settings, relay).replace(security={
-        "secret": "new-secret", "previous_secret": "test-secret",
+        "secret": NEW_SECRET, "previous_secret": TEST_SECRET,
         "previous_valid_until": until.isoformat()})
     gw = Gateway(rotated, parser=parser_pool)
     assert ingest(gw, agent_reply(notification, "#priority high\nok"), PIPE).outcome == \

@@ -217,9 +217,9 @@ def test_a_very_long_subject_is_cut_but_keeps_the_token(templates, locale):
 
 
 def test_html_escapes_customer_text_and_text_keeps_it(templates):
-    context = sample("ack", ticket__subject="<script>alert(1)</script> Fish & Chips")
+    context = sample("new_ticket", ticket__subject="<script>alert(1)</script> Fish & Chips")
     context["message"]["text"] = "<img src=http://evil.example/x.png> & more"
-    rendered = templates.render("ack", "en", context)
+    rendered = templates.render("new_ticket", "en", context)
     assert "<script" not in rendered.html and "<img" not in rendered.html
     assert "&lt;img src=http://evil.example/x.png&gt; &amp; more" in rendered.html
     assert Page(rendered.html).problems == []

@@ -1,49 +1,133 @@
-"""Authentication-Results (RFC 8601) from our own MTA: did DMARC, or aligned DKIM/SPF,
-pass for the sender's domain? Pure.
+"""Authentication-Results (RFC 8601) written by our own mail boundary: which checks
+passed or failed, and for which domain. Pure.
 
-Only the topmost Authentication-Results header counts, and only if its
-authserv-id is one we trust: the receiving MTA adds its header on top and must
-remove any copies claiming its own id (Postfix with OpenDMARC or rspamd do), so
-a header written by the sender further down is never believed.
+Every header is the sender's unless our own MTA wrote it. Reading the header
+block top-down, the headers above the first `Received:` added by a host outside
+our boundary (its `by` is not one of `internal_hosts`) are the ones our hosts
+added; an Authentication-Results header counts only there, and only with an
+authserv-id we trust (RFC 8601 §5, §7.1). Our MTA in turn removes copies that
+claim its own authserv-id from incoming mail (OpenDMARC, rspamd and Postfix's
+header checks do). Whether the headers are looked at at all is the caller's
+decision: mail that reached our SMTP port from a client that is not a trusted
+relay has no boundary in front of it, so nothing in it counts.
+
+The headers are parsed by the `authres` package (an RFC 8601 parser: comments,
+quoting and property types are its job, so `header.d=` inside a comment never
+counts), and alignment uses organizational domains from the Public Suffix List
+(`publicsuffixlist`): a pass for `co.uk` never verifies `alice@corp.co.uk`.
 """
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 
-_METHOD = re.compile(r"\b(dmarc|dkim|spf)\s*=\s*([a-z]+)\b([^;]*)", re.IGNORECASE)
-_PROPERTY = re.compile(r"\b(header\.from|header\.d|header\.i|smtp\.mailfrom)\s*=\s*"
-                       r"\"?([^\s;\"]+)", re.IGNORECASE)
+import authres
+from publicsuffixlist import PublicSuffixList
 
-
-def _aligned(domain: str, sender_domain: str) -> bool:
-    domain, sender_domain = domain.lower().lstrip("@"), sender_domain.lower()
-    if "@" in domain:
-        domain = domain.rsplit("@", 1)[1]
-    # relaxed alignment: one may be a subdomain of the other (never a bare TLD)
-    return domain == sender_domain or domain.endswith("." + sender_domain) \
-        or ("." in domain and sender_domain.endswith("." + domain))
+_BY = re.compile(r"\bby\s+\[?([A-Za-z0-9.\-:]+)", re.IGNORECASE)
+_FROM_IP = re.compile(r"^from\s.*?\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]", re.IGNORECASE)
+_PROPERTIES = {"dmarc": ("header.from",), "dkim": ("header.d", "header.i"),
+               "spf": ("smtp.mailfrom", "smtp.helo")}
 
 
-def authenticated(headers: list[str], trusted: tuple[str, ...] | list[str],
-                  sender: str) -> str | None:
-    """The method that proves `sender`'s domain (e.g. "dmarc"), or None."""
-    if not headers or not trusted or "@" not in sender:
+@dataclass(frozen=True)
+class Check:
+    method: str  # dmarc | dkim | spf
+    result: str  # pass | fail | none | ...
+    domain: str  # the domain the check was about, lowercased
+
+
+@functools.lru_cache(maxsize=1)
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def organizational_domain(domain: str) -> str | None:
+    """`corp.example` for `a.b.corp.example`; None for a public suffix itself."""
+    return _psl().privatesuffix(domain.lower().strip(".")) if domain else None
+
+
+def aligned(checked: str, author_domain: str, strict: bool = False) -> bool:
+    """DMARC identifier alignment (RFC 7489 §3.1) of a checked domain with the From domain."""
+    checked, author_domain = checked.lower().strip("."), author_domain.lower().strip(".")
+    if not checked or not author_domain:
+        return False
+    if checked == author_domain:
+        return organizational_domain(checked) is not None
+    if strict:
+        return False
+    org = organizational_domain(checked)
+    return org is not None and org == organizational_domain(author_domain)
+
+
+def _received_by(value: str) -> str:
+    match = _BY.search(" ".join(value.split()))
+    return match.group(1).lower().rstrip(".") if match else ""
+
+
+def _checks(value: str) -> tuple[str, list[Check]]:
+    """(authserv-id, checks) of one header value; ("", []) when it cannot be parsed."""
+    try:
+        header = authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
+    except Exception:  # the parser raises its own error classes on any syntax problem
+        return "", []
+    checks = []
+    for result in header.results:
+        method = (result.method or "").lower()
+        wanted = _PROPERTIES.get(method, ())
+        props = {f"{p.type}.{p.name}".lower(): p.value for p in result.properties}
+        domain = next((props[w] for w in wanted if props.get(w)), "")
+        checks.append(Check(method, (result.result or "").lower(),
+                            domain.rsplit("@", 1)[-1].lower().strip('"')))
+    return (header.authserv_id or "").lower(), checks
+
+
+@dataclass(frozen=True)
+class Boundary:
+    checks: tuple[Check, ...] = ()  # what our boundary checked, with a trusted authserv-id
+    client: str = ""  # the address our boundary received the message from, if it said
+
+
+def read_boundary(headers: list[tuple[str, str]], trusted_ids: tuple[str, ...] | list[str],
+                  internal_hosts: tuple[str, ...] | list[str] = ()) -> Boundary:
+    """What our boundary recorded, from the header block in order (name, value)."""
+    internal = {h.lower().rstrip(".") for h in (internal_hosts or trusted_ids)}
+    trusted = {t.lower() for t in trusted_ids}
+    found: list[Check] = []
+    client = ""
+    for name, value in headers:
+        name = name.lower()
+        if name == "received":
+            if _received_by(value) not in internal:
+                break  # below this line, everything was written before our boundary saw it
+            client = _received_from(value) or client
+        elif name == "authentication-results" and trusted:
+            authserv, checks = _checks(value)
+            if authserv in trusted:
+                found.extend(checks)
+    return Boundary(tuple(found), client)
+
+
+def _received_from(value: str) -> str:
+    match = _FROM_IP.search(" ".join(value.split()))
+    return match.group(1) if match else ""
+
+
+def proves(checks: list[Check], author: str, strict: bool = False) -> str | None:
+    """The method that proves the author address's domain (e.g. "dmarc"), or None."""
+    if "@" not in (author or ""):
         return None
-    top = headers[0]
-    authserv = top.split(";", 1)[0].strip().split()[0].lower() if top.strip() else ""
-    if authserv not in {t.lower() for t in trusted}:
-        return None
-    domain = sender.rsplit("@", 1)[1]
-    for method, result, rest in _METHOD.findall(top):
-        if result.lower() != "pass":
-            continue
-        props = dict((k.lower(), v) for k, v in _PROPERTY.findall(rest))
-        method = method.lower()
-        if method == "dmarc" and _aligned(props.get("header.from", ""), domain):
-            return "dmarc"
-        if method == "dkim" and _aligned(props.get("header.d", props.get("header.i", "")),
-                                         domain):
-            return "dkim"
-        if method == "spf" and _aligned(props.get("smtp.mailfrom", ""), domain):
-            return "spf"
+    domain = author.rsplit("@", 1)[1]
+    for check in checks:
+        if check.result == "pass" and check.method in _PROPERTIES and \
+                aligned(check.domain, domain, strict):
+            return check.method
     return None
+
+
+def dmarc_failed(checks: list[Check], author: str) -> bool:
+    """Did our boundary's DMARC check fail for the author's domain?"""
+    domain = (author or "").rsplit("@", 1)[-1].lower()
+    return any(c.method == "dmarc" and c.result == "fail" and c.domain == domain
+               for c in checks)

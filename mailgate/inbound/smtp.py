@@ -114,7 +114,8 @@ class Handler:
             envelope.original_content
         mail_from = envelope.mail_from if envelope.mail_from not in (None, "<>") else ""
         source = "lmtp" if self.protocol == "LMTP" else "smtp"
-        message_envelope = Envelope(source, mail_from, tuple(envelope.rcpt_tos))
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        message_envelope = Envelope(source, mail_from, tuple(envelope.rcpt_tos), peer=peer)
         self.in_flight += 1
         try:
             result = await self._in_pool(self.intake, raw, message_envelope, queue_id)

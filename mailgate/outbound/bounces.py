@@ -1,22 +1,40 @@
 """Delivery failures coming back: match them to what we sent, count hard bounces.
 
-Automatic mail leaves with a VERP envelope sender (`bounces+o42@example.com`:
-outbox row 42), so a bounce names the message that failed even when the remote
-MTA's report is unreadable. A hard bounce (5.x.x) counts against the address;
+Automatic mail leaves with a VERP envelope sender that names its outbox row and
+carries a keyed tag of it (`bounces+o42.1a2b3c4d5e6f@example.com`, like SRS or
+BATV), so a report names the message that failed even when the remote MTA's
+report is unreadable, and nobody can make one up: a report to an untagged or
+wrongly tagged address is recorded and ignored. A hard bounce counts against
+the address that row was sent to, never against an address the report names;
 after `[outbound] suppress_after` of them the address is suppressed and gets no
-more mail. Bounces never open tickets.
+more mail. Whether a report is permanent is decided by `flufl.bounce` (GNU
+Mailman's detectors for DSNs and the many non-standard formats), falling back to
+the DSN status we parsed. Bounces never open tickets.
 """
 from __future__ import annotations
 
+import datetime as dt
+import email
 import re
+from dataclasses import dataclass
 
+import flufl.bounce
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..headers import split_plus
+from ..inbound.parse import DeliveryReport
 from ..models import Suppression, utcnow
+from ..signing import Signer
 
-_VERP_TAG = re.compile(r"^o(\d{1,18})$")
+_VERP_TAG = re.compile(r"^o(\d{1,18})(?:\.([0-9a-f]{1,64}))?$")
+
+
+@dataclass(frozen=True)
+class Verp:
+    """Mail to our bounce address. `outbox_id` is None when its tag is missing or wrong."""
+    address: str
+    outbox_id: int | None
 
 
 def is_bounce_address(settings: Settings, address: str | None) -> bool:
@@ -24,19 +42,38 @@ def is_bounce_address(settings: Settings, address: str | None) -> bool:
     return bool(base and address and split_plus(address.lower())[0] == base)
 
 
-def verp_outbox_id(settings: Settings, addresses: list[str]) -> int | None:
-    """The outbox id in the first of `addresses` that is our VERP bounce address."""
+def verp_address(signer: Signer, bounce_address: str, outbox_id: int) -> str:
+    """The envelope sender for outbox row `outbox_id`."""
+    local, _, domain = bounce_address.partition("@")
+    return f"{local}+o{outbox_id}.{signer.tag(f'o{outbox_id}')}@{domain}"
+
+
+def read_verp(settings: Settings, signer: Signer, addresses: list[str],
+              now: dt.datetime) -> Verp | None:
+    """The first of `addresses` that is our bounce address, with its outbox id if the
+    tag verifies; None when none of them is our bounce address."""
     for address in addresses:
-        if is_bounce_address(settings, address):
-            tag = split_plus(address.lower())[1] or ""
-            match = _VERP_TAG.match(tag)
-            if match:
-                return int(match.group(1))
+        if not is_bounce_address(settings, address):
+            continue
+        match = _VERP_TAG.match(split_plus(address.lower())[1] or "")
+        if match and match.group(2) and signer.tag_matches(f"o{match.group(1)}",
+                                                           match.group(2), now):
+            return Verp(address, int(match.group(1)))
+        return Verp(address, None)
     return None
 
 
-def is_hard(status: str, action: str) -> bool:
-    return status.startswith("5") or (not status and action == "failed")
+def is_hard(raw: bytes, report: DeliveryReport | None) -> bool:
+    """Is this delivery report a permanent failure?"""
+    try:
+        temporary, permanent = flufl.bounce.all_failures(email.message_from_bytes(raw))
+    except Exception:  # a detector tripping over a malformed report: use our own reading
+        temporary, permanent = frozenset(), frozenset()
+    if permanent:
+        return True
+    if temporary or report is None:
+        return False
+    return report.status.startswith("5") or (not report.status and report.action == "failed")
 
 
 def count_hard_bounce(session: Session, settings: Settings, address: str,

@@ -7,6 +7,7 @@ sender job (`sender.py`) renders and delivers later. Contexts are plain values.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 
 from sqlalchemy import func, select
@@ -16,16 +17,18 @@ from ..config import Settings
 from ..localdates import language
 from ..service import ALWAYS_UTC
 from ..models import Address, Agent, Contact, Department, Message, Outbox, Participant, Suppression, Ticket
+from ..signing import TEAM, Reader, signer_for, visible_to
 from ..tickets import token_for
+from .reflect import reflected, safe_text
 
 CUSTOMER_FACING = {"ack", "agent_reply", "status_change", "rejection", "reminder",
-                   "auto_closed"}
-AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed"}
+                   "auto_closed", "command_refused"}
+AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed",
+                "command_refused"}
 AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
                   "escalation", "digest", "held"}
 SMS_KINDS = {"ack", "agent_reply", "status_change"}
-RATE_LIMITED = {"ack", "rejection", "held"}
-TRIM_ACK = 1500
+RATE_LIMITED = {"ack", "rejection", "held", "command_refused"}
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -88,31 +91,32 @@ def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict
     }
 
 
-def message_context(message: Message, trim: int | None = None) -> dict:
-    text = message.text_body or ""
-    if trim and len(text) > trim:
-        text = text[:trim].rstrip() + " …"
-    return {"text": text, "author_name": message.author_name,
+def message_context(message: Message) -> dict:
+    return {"text": message.text_body or "", "author_name": message.author_name,
             "author_email": message.author_email, "received_at": iso(message.received_at),
             "attachments": [{"filename": a.filename, "size": a.size}
                             for a in message.attachments]}
 
 
-def thread_headers(session: Session, ticket: Ticket, newest: Message | None = None
-                   ) -> tuple[str | None, str | None]:
-    """(In-Reply-To, References) continuing the customer's side of the thread.
-    `newest`: the ticket's newest inbound message when the caller holds it (a new
-    ticket's first), so that it need not be looked up."""
-    if newest is not None:
+def thread_headers(session: Session, ticket: Ticket, reader: Contact,
+                   newest: Message | None = None) -> tuple[str | None, str | None]:
+    """(In-Reply-To, References) continuing `reader`'s side of the thread: their own
+    newest message on the ticket and what it referred to, less every id we signed for
+    someone else. Internal notes, agents' mail and other customers' mail never feed
+    it, so no agent's proof reaches a customer. `newest`: the message being
+    answered, when the caller holds it (a new ticket's first)."""
+    if newest is not None and newest.kind == "customer_reply" and \
+            newest.author_email == reader.email:
         last = newest if newest.message_id else None
     else:
         last = session.scalar(select(Message).where(
-            Message.ticket_id == ticket.id, Message.direction == "in",
+            Message.ticket_id == ticket.id, Message.kind == "customer_reply",
+            Message.author_email == reader.email,
             Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1))
-    if last is None:
+    if last is None or not visible_to(last.message_id, reader.id):
         return None, None
-    chain = (last.references or "").split()[-18:] + [last.message_id]
-    return last.message_id, " ".join(chain)
+    chain = [i for i in (last.references or "").split() if visible_to(i, reader.id)]
+    return last.message_id, " ".join(chain[-18:] + [last.message_id])
 
 
 def suppressed(session: Session, addresses: list[str]) -> set[str]:
@@ -122,18 +126,42 @@ def suppressed(session: Session, addresses: list[str]) -> set[str]:
         Suppression.address.in_(addresses), Suppression.suppressed.is_(True))))
 
 
+def network_of(address: str | None) -> str | None:
+    """The client network an automatic-reply cap counts: /24 for IPv4, /56 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 56
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
 def over_rate_limit(session: Session, settings: Settings, address: str,
-                    now: dt.datetime) -> bool:
-    """At most `ack_limit_per_hour` automatic replies to one sender per hour."""
-    sent = session.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.rate_key == address, Outbox.created_at >= now - dt.timedelta(hours=1)))
-    return sent >= settings.outbound.ack_limit_per_hour
+                    now: dt.datetime, network: str | None = None) -> str | None:
+    """Why no automatic reply may go to `address` now (caused by mail from `network`),
+    or None: at most `ack_limit_per_hour` to one address, `ack_limit_per_domain` to
+    one domain and `ack_limit_per_network` caused by one client network an hour."""
+    out = settings.outbound
+    hour = Outbox.created_at >= now - dt.timedelta(hours=1)
+
+    def count(*where) -> int:
+        return session.scalar(select(func.count()).select_from(Outbox).where(hour, *where))
+
+    if count(Outbox.rate_key == address) >= out.ack_limit_per_hour:
+        return f"{address} had {out.ack_limit_per_hour} this hour"
+    domain = address.rsplit("@", 1)[-1]
+    if count(Outbox.rate_key.like(f"%@{domain}")) >= out.ack_limit_per_domain:
+        return f"{domain} had {out.ack_limit_per_domain} this hour"
+    if network and count(Outbox.rate_network == network) >= out.ack_limit_per_network:
+        return f"mail from {network} caused {out.ack_limit_per_network} this hour"
+    return None
 
 
 def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind: str,
                recipients: list[str], context: dict, locale: str, sender: tuple[str, str],
                in_reply_to: str | None = None, references: str | None = None,
-               message_id: str | None = None, now: dt.datetime | None = None) -> Outbox | None:
+               message_id: str | None = None, now: dt.datetime | None = None,
+               rate_network: str | None = None) -> Outbox | None:
     """One outbox row; None when every recipient is suppressed."""
     recipients = [r for r in dict.fromkeys(recipients) if r]
     blocked = suppressed(session, recipients)
@@ -148,6 +176,7 @@ def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind
         auto_submitted="auto-replied" if kind in AUTO_REPLIED else
         "auto-generated" if kind in AUTO_GENERATED else None,
         rate_key=recipients[0] if kind in RATE_LIMITED else None,
+        rate_network=rate_network if kind in RATE_LIMITED else None,
         status="pending", attempts=0, next_attempt_at=now or dt.datetime.now(dt.timezone.utc),
         created_at=now or dt.datetime.now(dt.timezone.utc))
     session.add(row)
@@ -174,29 +203,42 @@ def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
 
 
 def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
-                 context: dict, now: dt.datetime, cc: bool = False,
-                 answering: Message | None = None) -> list[Outbox]:
+                context: dict, now: dt.datetime, cc: bool = False,
+                answering: Message | None = None, network: str | None = None) -> list[Outbox]:
+    """Mail to the requester (and with `cc` to each Cc participant), one mail per
+    reader, each with a Message-ID signed for that reader: a reply that carries it
+    proves its writer is that customer (`apply.py`). SMS to the requester."""
     requester = ticket.requester
-    locale = locale_for(settings, requester, ticket)
-    recipients = [requester.email]
+    readers = [requester]
     if cc:
-        recipients += [c.email for c in session.scalars(
+        readers += list(session.scalars(
             select(Contact).join(Participant).where(Participant.ticket_id == ticket.id,
-                                                    Participant.role == "cc"))]
-    context = {**context, "recipient": {"name": requester.name, "email": requester.email,
-                                        "role": "customer"}}
-    in_reply_to, references = thread_headers(session, ticket, answering)
-    rows = [queue_mail(session, settings, ticket, kind, recipients, context, locale,
-                       department_sender(session, settings, ticket), in_reply_to, references,
-                       now=now)]
-    rows.append(queue_sms(session, settings, ticket, kind, requester, context, locale, now))
+                                                    Participant.role == "cc")
+            .order_by(Contact.id)))
+    signer = signer_for(settings)
+    sender = department_sender(session, settings, ticket)
+    rows = []
+    for reader in dict.fromkeys(readers):
+        locale = locale_for(settings, reader, ticket)
+        name = safe_text(reader.name, 60) if kind in AUTO_REPLIED else reader.name
+        personal = {**context, "recipient": {"name": name, "email": reader.email,
+                                             "role": "customer"}}
+        in_reply_to, references = thread_headers(session, ticket, reader, answering)
+        rows.append(queue_mail(session, settings, ticket, kind, [reader.email], personal,
+                               locale, sender, in_reply_to, references, now=now,
+                               message_id=signer.message_id(ticket.id, reader.id,
+                                                            Reader.CUSTOMER, now),
+                               rate_network=network))
+    rows.append(queue_sms(session, settings, ticket, kind, requester,
+                          {**context, "recipient": {"name": requester.name,
+                                                    "email": requester.email,
+                                                    "role": "customer"}},
+                          locale_for(settings, requester, ticket), now))
     return [r for r in rows if r is not None]
 
 
 def _to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
                context: dict, now: dt.datetime, only_assignee: bool = False) -> list[Outbox]:
-    from ..agent_mail import TEAM, signer_for
-
     rows = []
     locale = language(ticket.department.locale or settings.outbound.default_locale)
     sender = department_sender(session, settings, ticket)
@@ -207,7 +249,7 @@ def _to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
     for address in agent_recipients(ticket, only_assignee):
         ctx = {**context, "recipient": {"name": "", "email": address, "role": "agent"}}
         # signed: a reply carrying this Message-ID proves it answers our mail (agent_mail.py)
-        message_id = signer.message_id(ticket.id, agent_ids.get(address, TEAM))
+        message_id = signer.message_id(ticket.id, agent_ids.get(address, TEAM), now=now)
         row = queue_mail(session, settings, ticket, kind, [address], ctx, locale, sender,
                          now=now, message_id=message_id)
         if row is not None:
@@ -219,25 +261,32 @@ def _to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
 
 def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, message: Message,
                      may_autorespond: bool, refused: list[tuple[str, str]],
-                     now: dt.datetime, files_limit: int | None = None) -> list[str]:
+                     now: dt.datetime, network: str | None = None) -> list[str]:
     """Acknowledgement (+ SMS) and rejection notice to the requester, notification to agents.
+    `network`: the client network the mail came from (automatic-reply caps).
     Returns trace lines."""
     notes = []
     base = ticket_context(session, settings, ticket)
-    if may_autorespond and not over_rate_limit(session, settings, ticket.requester.email, now):
+    limited = over_rate_limit(session, settings, ticket.requester.email, now, network) \
+        if may_autorespond else None
+    if may_autorespond and not limited:
+        # the sender may be forged: repeat nothing of theirs but a cut, defanged subject
+        # and name, so an acknowledgement can't carry someone's text to a victim
+        safe = reflected(base)
         to_customer(session, settings, ticket, "ack",
-                     {**base, "message": message_context(message, TRIM_ACK)}, now,
-                     answering=message)
+                    {**safe, "message": {"attachments": [
+                        {"filename": safe_text(a.filename), "size": a.size}
+                        for a in message.attachments]}},
+                    now, answering=message, network=network)
         notes.append("notify: acknowledgement queued")
         if refused:
-            _rejection(session, settings, ticket, base, refused, now)
+            _rejection(session, settings, ticket, safe, refused, now, network)
             notes.append("notify: rejection notice queued")
     elif may_autorespond:
-        notes.append(f"notify: no acknowledgement, {ticket.requester.email} had "
-                     f"{settings.outbound.ack_limit_per_hour} this hour")
+        notes.append(f"notify: no acknowledgement, {limited}")
     else:
         notes.append("notify: automatic mail, no acknowledgement")
-    files, big = _attachable(message, files_limit or settings.outbound.attach_limit)
+    files, big = _attachable(message, settings.outbound.attach_limit)
     rows = _to_agents(session, settings, ticket, "new_ticket",
                       {**base, "message": message_context(message), "files": files,
                        "big_attachments": big}, now)
@@ -247,17 +296,33 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
 
 def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
                          message: Message, may_autorespond: bool,
-                         refused: list[tuple[str, str]], now: dt.datetime) -> list[str]:
+                         refused: list[tuple[str, str]], now: dt.datetime,
+                         network: str | None = None, refused_command: str = "") -> list[str]:
+    """Notify the agents; tell the customer about refused files, and about a command
+    (`refused_command`, e.g. "#close") not run because nothing proved the sender."""
     base = ticket_context(session, settings, ticket)
     files, big = _attachable(message, settings.outbound.attach_limit)
+    shown = message_context(message)
+    if refused_command:
+        shown["unverified"] = refused_command
     rows = _to_agents(session, settings, ticket, "customer_reply",
-                      {**base, "message": message_context(message), "files": files,
+                      {**base, "message": shown, "files": files,
                        "big_attachments": big}, now, only_assignee=True)
     notes = [f"notify: {len(rows)} agent notification(s) queued"]
-    if refused and may_autorespond and not over_rate_limit(
-            session, settings, ticket.requester.email, now):
-        _rejection(session, settings, ticket, base, refused, now)
+    if not (refused or refused_command) or not may_autorespond:
+        return notes
+    author = message.author_email
+    limited = over_rate_limit(session, settings, author, now, network)
+    if limited:
+        notes.append(f"notify: no notice to the customer, {limited}")
+        return notes
+    if refused:
+        _rejection(session, settings, ticket, reflected(base), refused, now, network)
         notes.append("notify: rejection notice queued")
+    if refused_command:
+        _command_refused(session, settings, ticket, base, author, refused_command, now,
+                         network)
+        notes.append(f"notify: {author} told that {refused_command} was not run")
     return notes
 
 
@@ -277,14 +342,12 @@ def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
              extra: dict, now: dt.datetime) -> Outbox | None:
     """Mail about `ticket` to one agent. Its Message-ID is signed like every
     notification, so answering it is a verified reply (agent_mail.py)."""
-    from ..agent_mail import signer_for
-
     context = {**ticket_context(session, settings, ticket), **extra,
                "recipient": {"name": agent.name, "email": agent.email, "role": "agent"}}
     return queue_mail(session, settings, ticket, kind, [agent.email], context,
                       locale_for(settings, None, ticket),
                       department_sender(session, settings, ticket), now=now,
-                      message_id=signer_for(settings).message_id(ticket.id, agent.id))
+                      message_id=signer_for(settings).message_id(ticket.id, agent.id, now=now))
 
 
 def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
@@ -305,10 +368,25 @@ def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: M
     return to_customer(session, settings, ticket, "agent_reply", context, now, cc=True)
 
 
-def _rejection(session, settings, ticket, base, refused, now) -> None:
-    context = {**base, "refused": [{"filename": f, "reason": r} for f, r in refused],
+def _rejection(session, settings, ticket, base, refused, now, network=None) -> None:
+    context = {**base, "refused": [{"filename": safe_text(f), "reason": r} for f, r in refused],
                "reason": "", "limit_bytes": settings.limits.max_attachment_size}
-    to_customer(session, settings, ticket, "rejection", context, now)
+    to_customer(session, settings, ticket, "rejection", context, now, network=network)
+
+
+def _command_refused(session, settings, ticket, base, author, command, now, network) -> None:
+    """A short notice to the participant whose command we did not run (to them only)."""
+    reader = session.scalar(select(Contact).where(Contact.email == author))
+    if reader is None:
+        return
+    context = {**reflected(base), "command": command,
+               "recipient": {"name": safe_text(reader.name, 60), "email": reader.email,
+                             "role": "customer"}}
+    queue_mail(session, settings, ticket, "command_refused", [reader.email], context,
+               locale_for(settings, reader, ticket), department_sender(session, settings, ticket),
+               now=now, message_id=signer_for(settings).message_id(ticket.id, reader.id,
+                                                                   Reader.CUSTOMER, now),
+               rate_network=network)
 
 
 def _attachable(message: Message, limit: int) -> tuple[list[dict], list[dict]]:

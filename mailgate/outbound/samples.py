@@ -80,11 +80,8 @@ def _support(recipient_role: str = "customer") -> dict:
 
 SAMPLES: dict[str, dict] = {
     "_default": _billing(),
-    "ack": {
-        **_billing(),
-        "message": {"text": _MARYAM_TEXT, "author_name": "مریم احمدی",
-                    "received_at": "2026-11-13T09:41:00+03:30", "attachments": [_RECEIPT]},
-    },
+    "ack": {**_billing(), "message": {"attachments": [_RECEIPT]}},  # no body: notify.py
+    "command_refused": {**_support(), "command": "#close"},
     "new_ticket": {
         **_billing("agent"),
         "message": {"text": _MARYAM_TEXT, "author_name": "مریم احمدی",

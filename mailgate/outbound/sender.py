@@ -36,7 +36,8 @@ from sqlalchemy import func, select
 from ..errors import TemporaryFailure
 from ..gateway import Gateway
 from ..models import Outbox
-from . import record
+from ..signing import signer_for
+from . import bounces, record
 from .claims import Claim, Claimed, Claimer, release_dead
 from .compose import build_email
 from .journal import DeliveryJournal, Entry, Presence
@@ -50,11 +51,6 @@ log = logging.getLogger("mailgate.outbox")
 WORKERS = 4  # deliveries at once (each worker keeps its own relay connection)
 SETTLE_EVERY = 1.0  # seconds between looks for dead senders and unrecorded deliveries
 DATABASE_PAUSE = 5.0  # seconds a worker waits after the database failed it
-
-
-def verp_address(bounce_address: str, outbox_id: int) -> str:
-    local, _, domain = bounce_address.partition("@")
-    return f"{local}+o{outbox_id}@{domain}"
 
 
 class OutboxSender:
@@ -278,7 +274,8 @@ class OutboxSender:
         settings = self.gw.settings.outbound
         if not settings.bounce_address:
             return row.sender
-        return verp_address(settings.bounce_address, row.id)
+        return bounces.verp_address(signer_for(self.gw.settings), settings.bounce_address,
+                                    row.id)
 
     def _render_email(self, row: Claimed) -> bytes:
         rendered = self.templates.render(row.kind, row.locale, row.context)
