@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 
 from ..config import ConfigError, load_settings
 from ..db import SchemaOutOfDate
 from ..errors import TemporaryFailure
 from . import admin, db, ingest, outbox, quarantine, run, service, tickets
 
-from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError
+from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError, printable_output
 
 MODULES = (run, ingest, admin, tickets, quarantine, outbox, service, db)
 
@@ -29,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. Everything it writes as text, logs included, goes through
+    `common.printable`: mail is the attacker's text, the admin's terminal obeys it."""
+    with printable_output():
+        return _run(build_parser().parse_args(argv))
+
+
+def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `mailgate ticket list | head`
         sys.stderr.close()
         return EX_OK
+    except Exception:  # a bug: its traceback may quote mail, so it is printed from here
+        traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import sys
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from ..config import Settings
 from ..gateway import Gateway
@@ -50,13 +51,61 @@ def iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+# What a terminal would obey rather than show: C0 controls but tab and newline
+# (ESC starts title, clear-screen and clipboard sequences), DEL, C1 controls
+# (U+009B is CSI, U+009D OSC), the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069) that reorder what is shown, and lone surrogates
+# (bytes that were not UTF-8, written back raw by surrogateescape).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                       "\ud800-\udfff]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` without terminal controls; a byte that was not UTF-8 becomes U+FFFD."""
+    if _CONTROLS.search(text) is None:
+        return text
+    return _CONTROLS.sub(lambda m: "\ufffd" if m.group() >= "\ud800" else "", text)
+
+
+class PrintableStream:
+    """A text stream that writes everything through `printable()`: customer text
+    (subjects, bodies, filenames, addresses, headers) reaches a terminal as text."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(printable(text))
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def printable_output() -> Iterator[None]:
+    """sys.stdout and sys.stderr write through `printable()` while a command runs."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(saved[0]), PrintableStream(saved[1])
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def print_json(data) -> None:
-    json.dump(data, sys.stdout, ensure_ascii=False, indent=2, sort_keys=False)
-    sys.stdout.write("\n")
+    """JSON with the terminal controls JSON leaves raw (DEL, C1, bidi) written as
+    \\u escapes: nothing is lost for a script, nothing is obeyed by a terminal."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False)
+    sys.stdout.write(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def print_table(rows: list[list], headers: list[str]) -> None:
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[printable("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for row in cells:

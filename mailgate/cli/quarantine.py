@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import sys
 
 from .. import quarantine as q
 from ..models import Quarantine
@@ -19,7 +20,9 @@ def register(sub) -> None:
     p.set_defaults(handler=quarantine_list)
     p = quar.add_parser("show", help="an entry with the message's headers")
     p.add_argument("id", type=int)
-    p.add_argument("--raw", action="store_true", help="print the raw message")
+    p.add_argument("--raw", action="store_true",
+                   help="print the raw message (byte for byte when redirected; on a "
+                        "terminal without its control characters)")
     p.set_defaults(handler=quarantine_show)
     p = quar.add_parser("retry", help="run entries through the pipeline again")
     p.add_argument("id", type=int, nargs="?")
@@ -58,9 +61,11 @@ def quarantine_show(settings, args) -> None:
             view = entry_view(entry)
         raw = gw.storage.raw.get(view["sha256"])
     if args.raw:
-        import sys
-
-        sys.stdout.buffer.write(raw)
+        if sys.stdout.isatty():
+            print(raw.decode("utf-8", "surrogateescape"), end="")
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(raw)
         return
     for key, value in view.items():
         print(f"{key}: {value}")
