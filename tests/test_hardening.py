@@ -126,3 +126,32 @@ def test_quarantine_show_raw_on_a_terminal_carries_no_terminal_controls(mailgate
     text = shown.decode("utf-8")
     assert "Subject: Hi ]0;owned[2J" in text
     assert not TERMINAL_CONTROLS.search(text.replace("\r\n", "\n")), repr(text)
+
+
+# -- file modes ------------------------------------------------------------------
+
+def test_sqlite_file_is_private_whatever_the_umask(tmp_path):
+    folder = tmp_path / "state"
+    old = os.umask(0)
+    try:
+        database = Database(f"sqlite:///{folder / 'mailgate.db'}")
+        database.ensure_schema()
+        with database.unit_of_work() as session:  # writes: the -wal and -shm files exist
+            session.execute(select(Ticket)).all()
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+        database.dispose()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert modes["mailgate.db"] == 0o600
+    assert set(modes.values()) == {0o600}, modes  # -wal and -shm take the file's mode
+
+
+def test_an_existing_sqlite_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "mailgate.db"
+    path.touch()
+    path.chmod(0o640)  # an admin's choice, e.g. for a backup group
+    database = Database(f"sqlite:///{path}")
+    database.ensure_schema()
+    database.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
