@@ -155,3 +155,89 @@ def test_an_existing_sqlite_file_keeps_its_mode(tmp_path):
     database.ensure_schema()
     database.dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# -- SMTP ------------------------------------------------------------------------
+
+def test_recipient_limit_defaults_to_100_and_answers_452(running, gw):
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=30) as client:
+        client.ehlo("client.example.org")
+        assert client.mail("customer@example.org")[0] == 250
+        codes = [client.rcpt(f"support+r{i}@example.com")[0] for i in range(100)]
+        assert codes == [250] * 100
+        assert client.rcpt("support@example.com") == (452, b"4.5.3 Too many recipients")
+        assert client.data(make_mail())[0] == 250  # the first 100 are delivered
+        # a new transaction counts afresh
+        assert client.mail("customer@example.org")[0] == 250
+        assert client.rcpt("support@example.com")[0] == 250
+        client.rset()
+    with gw.db.unit_of_work() as session:
+        assert len(session.scalar(select(Inbound.envelope_to))) == 100
+
+
+def test_recipient_limit_is_configurable_and_holds_for_lmtp(daemon_settings, parser_pool,
+                                                             departments, tmp_path):
+    config = tmp_path / "limit.toml"
+    config.write_text("[smtp]\nmax_recipients = 2\n")
+    assert load_settings(config, env={}).smtp.max_recipients == 2
+    settings = daemon_settings.replace(smtp={"max_recipients": 2})
+    with DaemonThread(settings, Gateway(settings, parser=parser_pool)) as daemon:
+        for kind, client in (("smtp", smtplib.SMTP), ("lmtp", smtplib.LMTP)):
+            with client("127.0.0.1", daemon.port(kind), timeout=30) as session:
+                session.ehlo("mx.example.org")
+                assert session.mail("customer@example.org")[0] == 250
+                assert [session.rcpt(a)[0] for a in ("support@example.com",
+                                                     "billing@example.com",
+                                                     "help@example.com")] == [250, 250, 452]
+                session.rset()
+        metrics = daemon.daemon.metrics.render().decode()
+        assert 'mailgate_smtp_rejected_total{reason="too many recipients"} 2.0' in metrics
+
+
+def _smtp_lines(sock: socket.socket, *commands: bytes) -> list[bytes]:
+    """Send each command, return each reply (the last line of a multi-line one)."""
+    reader = sock.makefile("rb")
+    replies = [reader.readline()]  # greeting
+    for command in commands:
+        sock.sendall(command + b"\r\n")
+        line = reader.readline()
+        while line[3:4] == b"-":
+            line = reader.readline()
+        replies.append(line.rstrip(b"\r\n"))
+    return replies
+
+
+def test_address_that_is_not_utf8_gets_501_without_a_traceback(running, gw, caplog):
+    caplog.set_level(logging.INFO)
+    with socket.create_connection(("127.0.0.1", running.port()), timeout=30) as sock:
+        replies = _smtp_lines(sock, b"EHLO client.example.org",
+                              b"MAIL FROM:<bad\xff\xfe@example.org>",
+                              b"MAIL FROM:<customer@example.org>",
+                              b"RCPT TO:<support\xc3\x28@example.com>",
+                              b"RCPT TO:<\xed\xa0\x80@example.com>",
+                              b"RCPT TO:<support@example.com>", b"QUIT")
+    assert replies[2].startswith(b"501 5.1.7 "), replies
+    assert replies[3].startswith(b"250"), replies
+    assert replies[4].startswith(b"501 5.1.3 "), replies
+    assert replies[5].startswith(b"501 5.1.3 "), replies
+    assert replies[6].startswith(b"250"), replies  # the session goes on
+    assert not [r for r in caplog.records if r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.exc_info]
+    assert tickets(gw) == 0
+
+
+def test_routed_address_cache_is_bounded_least_recently_used_first(running):
+    from mailgate.inbound.smtp import ROUTED_CACHE_SIZE, RoutedCache
+
+    handler = running.daemon.smtp_handler
+    assert handler.routed.size == ROUTED_CACHE_SIZE <= 100_000
+    handler.routed = RoutedCache(size=3)
+    with smtplib.SMTP("127.0.0.1", running.port(), timeout=30) as client:
+        client.ehlo("client.example.org")
+        client.mail("customer@example.org")
+        for i in range(10):  # every plus tag is another address
+            assert client.rcpt(f"support+{i}@example.com")[0] == 250
+        assert client.rcpt("support+7@example.com")[0] == 250  # used again: newest
+        client.rset()
+    assert handler.routed.addresses() == ["support+8@example.com", "support+9@example.com",
+                                          "support+7@example.com"]

@@ -13,7 +13,9 @@ import email.utils
 import ipaddress
 import logging
 import ssl
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.lmtp import LMTP
@@ -29,7 +31,9 @@ from .intake import Intake
 
 log = logging.getLogger("mailgate.smtp")
 TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 4.5.3.1.8: send the rest later
 ROUTED_TTL = 10.0
+ROUTED_CACHE_SIZE = 10_000
 
 
 def received_header(session, envelope, hostname: str, protocol: str, queue_id: str) -> bytes:
@@ -40,6 +44,56 @@ def received_header(session, envelope, hostname: str, protocol: str, queue_id: s
             f" id {queue_id}" + (f"\r\n\tfor <{one_line(recipients, 320)}>" if recipients else "")
             + f"; {email.utils.formatdate(localtime=False)}\r\n")
     return line.encode("ascii", "replace")
+
+
+def is_utf8(text: str) -> bool:
+    """aiosmtpd decodes command arguments with surrogateescape: bytes that were not
+    UTF-8 come back as lone surrogates, which no database or header can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class RoutedCache:
+    """Addresses recently found routed: each for `ttl` seconds, at most `size` of
+    them, the least recently used dropped first (every `support+anything@` is a new
+    address, so a client could otherwise grow it without end). Thread-safe: RCPT
+    checks run in the thread pool."""
+
+    def __init__(self, size: int = ROUTED_CACHE_SIZE, ttl: float = ROUTED_TTL):
+        self.size = size
+        self.ttl = ttl
+        self._found: OrderedDict[str, float] = OrderedDict()  # address -> when found routed
+        self._lock = threading.Lock()
+
+    def __contains__(self, address: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            found = self._found.get(address)
+            if found is None:
+                return False
+            if now - found >= self.ttl:
+                del self._found[address]
+                return False
+            self._found.move_to_end(address)
+            return True
+
+    def add(self, address: str) -> None:
+        with self._lock:
+            self._found[address] = time.monotonic()
+            self._found.move_to_end(address)
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def addresses(self) -> list[str]:
+        """Oldest first."""
+        with self._lock:
+            return list(self._found)
 
 
 class Handler:
@@ -55,7 +109,7 @@ class Handler:
                          for n in settings.smtp.allow_networks]
         self.in_flight = 0
         self._counter = 0
-        self._routed: dict[str, float] = {}  # address -> when it was last found routed
+        self.routed = RoutedCache()
 
     async def _in_pool(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -73,26 +127,34 @@ class Handler:
         if not self._client_allowed(session):
             self.intake.metrics.rejected.labels("client network").inc()
             return "550 5.7.1 Client host not allowed to send to this gateway"
+        if not is_utf8(address):
+            self.intake.metrics.rejected.labels("not utf-8").inc()
+            return "501 5.1.7 Bad sender address syntax: not UTF-8"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
 
     def _is_routed(self, address: str) -> bool:
-        """Does `address` route to a department? Positive answers are remembered for
-        ROUTED_TTL seconds; a refusal is always checked afresh, so a newly added
+        """Does `address` route to a department? Positive answers are remembered
+        (`RoutedCache`); a refusal is always checked afresh, so a newly added
         address is accepted at once (the pipeline checks routing again anyway)."""
         if self.settings.routing.catch_all or bounces.is_bounce_address(self.settings, address):
             return True
-        now = time.monotonic()
-        if now - self._routed.get(address, -ROUTED_TTL) < ROUTED_TTL:
+        if address in self.routed:
             return True
         with self.intake.gw.db.unit_of_work() as session:
             routed = bool(tickets.address_map(session, {address, split_plus(address)[0]}))
         if routed:
-            self._routed[address] = now
+            self.routed.add(address)
         return routed
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.settings.smtp.max_recipients:
+            self.intake.metrics.rejected.labels("too many recipients").inc()
+            return TOO_MANY_RECIPIENTS
+        if not is_utf8(address):
+            self.intake.metrics.rejected.labels("not utf-8").inc()
+            return "501 5.1.3 Bad recipient address syntax: not UTF-8"
         normalized = normalize_address(address)
         if normalized is None:
             return "501 5.1.3 Bad recipient address syntax"
