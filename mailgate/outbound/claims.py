@@ -126,7 +126,8 @@ class Claimer:
         due = or_(
             and_(TABLE.c.status == "pending", TABLE.c.next_attempt_at <= now),
             and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE,
-                 or_(TABLE.c.claimed_by.is_(None), TABLE.c.claimed_by.not_in(alive | {self.token}))))
+                 or_(TABLE.c.claimed_by.is_(None),
+                     TABLE.c.claimed_by.not_in(alive | {self.token}))))
         query = select(TABLE).where(due).order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
         if self.db.is_postgresql:
             return self._claim_locked(query, now)

@@ -93,7 +93,7 @@ class SmtpTransport:
 
     def connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = ssl.create_default_context() if s.relay_security != "none" else None
         if s.relay_security == "tls":
             client = smtplib.SMTP_SSL(s.relay_host, s.relay_port or 465, self.hostname,
                                       timeout=s.relay_timeout, context=context)
@@ -102,6 +102,7 @@ class SmtpTransport:
                                                                   "starttls" else 25),
                                   self.hostname, timeout=s.relay_timeout)
         try:
+            client.ehlo_or_helo_if_needed()  # refused here: about us, not the message
             if s.relay_security == "starttls":
                 client.starttls(context=context)  # raises when the relay cannot: never clear
             if s.relay_user:

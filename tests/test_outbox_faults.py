@@ -1,0 +1,585 @@
+"""The outbox under faults: a disk that refuses writes, a database lost between delivery
+and record, senders killed mid-delivery, a slow relay, files left by a kill.
+
+Real peers throughout: the file transport on a real folder made unwritable (an
+immutable folder: root ignores write bits but not `chattr +i`; a path through a
+regular file), an aiosmtpd relay, SQLite and PostgreSQL (the database lost
+through a cut TCP proxy, or locked by another connection), `mailgate run`
+processes killed with SIGKILL.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import fcntl
+import os
+import random
+import signal
+import sqlite3
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import event, func, select, update
+
+from mailgate.db import Database
+from mailgate.errors import TemporaryFailure
+from mailgate.gateway import Gateway
+from mailgate.metrics import Metrics
+from mailgate.models import Outbox, TicketEvent
+from mailgate.outbound import claims
+from mailgate.outbound.journal import DeliveryJournal, Entry, Presence
+from mailgate.outbound.sender import OutboxSender
+from mailgate.pipeline import Envelope, ingest
+from mailgate.storage import BlobStore, Staged
+from tests.mails import make_mail
+from tests.servers.daemon import DaemonProcess, DaemonThread
+from tests.servers.relay import RecordingRelay, free_port
+from tests.servers.tcpproxy import TcpProxy
+from tests.test_daemon_process import setup_support, write_config
+
+PIPE = Envelope("pipe")
+
+
+class Clock:
+    def __init__(self):
+        self.now = dt.datetime.now(dt.timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        self.now += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def relay():
+    server = RecordingRelay().start()
+    yield server
+    server.stop()
+
+
+def rows(gw) -> list[Outbox]:
+    with gw.db.unit_of_work() as session:
+        return list(session.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+def failure_events(gw) -> list[TicketEvent]:
+    with gw.db.unit_of_work() as session:
+        return list(session.scalars(select(TicketEvent).where(
+            TicketEvent.kind == "delivery_failed")))
+
+
+def eml_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.eml")) if folder.is_dir() else []
+
+
+# -- 1. a disk that refuses writes: temporary, never permanent ---------------------------
+
+@pytest.fixture(params=["immutable folder", "path through a file"])
+def unwritable(request, tmp_path):
+    """(outbox folder, make it unwritable, make it writable again): real conditions."""
+    if request.param == "immutable folder":
+        folder = tmp_path / "outbox"
+        folder.mkdir()
+        subprocess.run(["chattr", "+i", str(folder)], check=True)  # EPERM, even for root
+        yield folder, lambda: subprocess.run(["chattr", "-i", str(folder)], check=True)
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    else:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        yield blocker / "outbox", blocker.unlink  # ENOTDIR until the file goes
+
+
+def test_unwritable_outbox_folder_is_a_temporary_failure(settings, parser_pool, departments,
+                                                         clock, unwritable):
+    folder, repair = unwritable
+    gw = Gateway(settings.replace(outbound={"dir": str(folder)}), parser=parser_pool,
+                 clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        assert OutboxSender(gw).run_once() == 2
+        stored = rows(gw)
+        assert [(r.status, r.attempts) for r in stored] == [("pending", 1)] * 2
+        assert all("cannot write" in r.last_error for r in stored)
+        assert failure_events(gw) == []  # nothing recorded against the ticket
+        repair()
+        clock.advance(minutes=2)
+        assert OutboxSender(gw).run_once() == 2
+        assert [r.status for r in rows(gw)] == ["sent", "sent"]
+        assert len(eml_files(folder)) == 2
+    finally:
+        gw.close()
+
+
+class Grumpy:
+    """A relay that answers the greeting, then refuses whoever we are."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        return ["554 5.7.1 not you"]
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        return "554 5.7.1 not you"
+
+
+@pytest.mark.parametrize("relay_kind", ["refuses us", "not listening"])
+def test_relay_trouble_before_the_transaction_is_temporary(settings, parser_pool, departments,
+                                                           clock, relay_kind):
+    """A 5xx before MAIL FROM is about us or the relay, not the message: it waits and
+    nobody's address is blamed."""
+    controller = Controller(Grumpy(), hostname="127.0.0.1", port=free_port())
+    if relay_kind == "refuses us":
+        controller.start()
+    s = settings.replace(outbound={"transport": "smtp", "relay_host": "127.0.0.1",
+                                   "relay_port": controller.port, "relay_security": "none"})
+    gw = Gateway(s, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        OutboxSender(gw).run_once()
+        assert [(r.status, r.attempts) for r in rows(gw)] == [("pending", 1)] * 2
+        assert failure_events(gw) == []
+    finally:
+        gw.close()
+        if relay_kind == "refuses us":
+            controller.stop()
+
+
+# -- 2. the database lost between delivery and record: never sent twice ------------------
+
+class DatabaseFault:
+    """Cut the sender off its database and give it back. PostgreSQL: through a TCP
+    proxy that drops every connection. SQLite: another connection holds the write
+    lock (the gateway's busy timeout shortened so that it gives up quickly)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.proxy = None
+        self.holder: sqlite3.Connection | None = None
+        self.cuts = 0
+        if url.startswith("postgresql"):
+            self.proxy = TcpProxy("127.0.0.1", 5432)
+            self.gateway_url = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{self.proxy.port}/")
+        else:
+            self.gateway_url = url
+
+    def database(self) -> Database:
+        database = Database(self.gateway_url)
+        if self.proxy is None:
+            @event.listens_for(database.engine, "connect")
+            def _short_wait(dbapi_conn, _record):  # after the engine's own PRAGMAs
+                dbapi_conn.execute("PRAGMA busy_timeout=200")
+        return database
+
+    def cut(self) -> None:
+        self.cuts += 1
+        if self.proxy is not None:
+            self.proxy.cut()
+            return
+        self.holder = sqlite3.connect(self.url.split("///", 1)[1], isolation_level=None,
+                                      check_same_thread=False)
+        self.holder.execute("BEGIN EXCLUSIVE")
+
+    def restore(self) -> None:
+        if self.proxy is not None:
+            self.proxy.restore()
+        elif self.holder is not None:
+            self.holder.execute("ROLLBACK")
+            self.holder.close()
+            self.holder = None
+
+    def close(self) -> None:
+        self.restore()
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+@pytest.fixture
+def faulty(settings, parser_pool, departments, relay, clock):
+    fault = DatabaseFault(settings.database_url)
+    s = settings.replace(outbound={"transport": "smtp", "relay_host": "127.0.0.1",
+                                   "relay_port": relay.port, "relay_security": "none"})
+    gw = Gateway(s, database=fault.database(), parser=parser_pool, clock=clock)
+    yield gw, fault
+    fault.close()
+    gw.close()
+
+
+def test_database_lost_after_delivery_records_it_once_back(faulty, relay):
+    gw, fault = faulty
+    ingest(gw, make_mail(), PIPE)  # an acknowledgement and an agent notification
+    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
+    sender = OutboxSender(gw, workers=1)
+    assert sender.run_once() == 1  # delivered, then the database went away
+    assert len(relay.received) == 1
+    with pytest.raises(TemporaryFailure):
+        sender.run_once()  # still away: nothing claimed, nothing sent again
+    assert len(relay.received) == 1
+    fault.restore()
+    assert sender.run_once() == 1  # the journal is replayed first, then the other row
+    stored = rows(gw)
+    assert [r.status for r in stored] == ["sent", "sent"]
+    assert all(r.attempts == 1 for r in stored)
+    ids = [email.message_from_bytes(r.raw)["Message-ID"] for r in relay.received]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert failure_events(gw) == []
+    assert DeliveryJournal(sender.journal.folder).entries() == []
+
+
+def test_database_lost_after_delivery_then_sender_restarted(faulty, relay):
+    """The database fails after the relay's 250 and the sender is gone before it is
+    back (a daemon restarted meanwhile): the next sender records it from the journal."""
+    gw, fault = faulty
+    ingest(gw, make_mail(), PIPE)
+    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
+    OutboxSender(gw, workers=1).run_once()
+    fault.restore()
+    assert OutboxSender(gw).run_once() == 1
+    assert [r.status for r in rows(gw)] == ["sent", "sent"]
+    assert len(relay.received) == 2 and failure_events(gw) == []
+
+
+def test_database_lost_after_a_failure_keeps_the_row_for_the_same_sender(faulty, relay,
+                                                                         clock):
+    """A refusal that cannot be recorded is kept in memory and recorded later; the row
+    stays claimed meanwhile, so no other sender of this host sends it."""
+    gw, fault = faulty
+    ingest(gw, make_mail(), PIPE)
+    relay.answer = "451 4.3.0 try later"
+    fault.cut()
+    sender = OutboxSender(gw, workers=1)
+    with pytest.raises(TemporaryFailure):
+        sender.run_once()
+    fault.restore()
+    sender.run_once()
+    assert {(r.status, r.attempts) for r in rows(gw)} == {("pending", 1)}
+    relay.answer = None
+    clock.advance(minutes=2)
+    assert sender.run_once() == 2
+    assert len(relay.received) == 2
+
+
+# -- 3. senders that die: rows freed at once, deliveries finished, never resent ----------
+
+def test_a_dead_sender_leaves_nothing_waiting_and_nothing_sent_twice(settings, parser_pool,
+                                                                     departments, clock):
+    """The state a `kill -9` leaves at the worst moment, built by hand: one row claimed
+    and not yet sent, one written and journalled but not yet renamed into place."""
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        for i in range(2):
+            ingest(gw, make_mail(subject=f"dead {i}"), PIPE)  # four rows
+        storage = Path(settings.storage.dir)
+        dead = Presence(storage / "outbox-journal" / "claimers")
+        dead.enter()
+        claimer = claims.Claimer(gw.db, dead.token, gw.now)
+        undelivered = claimer.claim(set())
+        delivered = claimer.claim(set())
+        outbox_dir = settings.outbox_dir
+        staged = Staged(outbox_dir, b"X-Envelope-From: <x@y>\r\n\r\nthe bytes as journalled")
+        DeliveryJournal(storage / "outbox-journal").write(Entry(
+            delivered.row.id, dead.token, delivered.row.attempts, staged=str(staged.path)))
+        # the process dies: its flocks and database connections go with it
+        staged._close()
+        dead.leave()
+        for claim in (undelivered, delivered):
+            if claim.conn is not None:
+                claim.conn.invalidate()
+
+        assert OutboxSender(gw).run_once() == 3  # without waiting for any lease
+        stored = {r.id: r for r in rows(gw)}
+        assert {r.status for r in stored.values()} == {"sent"}
+        assert stored[delivered.row.id].attempts == 1  # finished, not sent again
+        assert stored[undelivered.row.id].attempts == 2
+        finished = outbox_dir / f"{delivered.row.id}.eml"
+        assert finished.read_bytes().endswith(b"the bytes as journalled")
+        assert len(eml_files(outbox_dir)) == 4
+        assert not list(outbox_dir.glob(".tmp-*"))
+        assert not (storage / "outbox-journal" / "claimers" / f"{dead.token}.lock").exists()
+    finally:
+        gw.close()
+
+
+def test_another_hosts_claim_waits_for_its_lease_and_its_connection(settings, parser_pool,
+                                                                   departments, clock):
+    """A token with no presence file here is another host's: its row is taken only after
+    the lease, and on PostgreSQL only once no session holds the row's lock."""
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        with gw.db.unit_of_work() as session:
+            first = session.scalar(select(func.min(Outbox.id)))
+            session.execute(update(Outbox).where(Outbox.id != first).values(status="sent"))
+        other = claims.Claimer(gw.db, "elsewhere-1-aaaa", gw.now).claim(set())
+        here = claims.Claimer(gw.db, "here-2-bbbb", gw.now)
+        assert here.claim(set()) is None
+        clock.advance(seconds=claims.LEASE.total_seconds() + 1)
+        if gw.db.is_postgresql:
+            assert here.claim(set()) is None  # its sender still holds it
+            other.conn.invalidate()  # that host's process dies
+        taken = here.claim(set())
+        assert taken is not None and taken.row.id == first and taken.row.attempts == 2
+        taken.release()
+    finally:
+        gw.close()
+
+
+def insert_rows(database: Database, count: int, now: dt.datetime) -> None:
+    raw = make_mail(sender="support@example.com", to="customer@example.org",
+                    subject="Queued", body="x" * 2000)
+    with database.unit_of_work() as session:
+        session.execute(Outbox.__table__.insert(), [dict(
+            channel="email", kind="ack", locale="en", recipients=["customer@example.org"],
+            sender="support@example.com", sender_name="Support", context={},
+            message_id=f"<kill-{i}@mg.example.com>", status="pending", attempts=0,
+            next_attempt_at=now, created_at=now, raw=raw) for i in range(count)])
+
+
+class Consumer(threading.Thread):
+    """Takes each .eml out of the outbox folder as soon as it is there, as a pickup
+    service would, counting deliveries per outbox id."""
+
+    def __init__(self, folder: Path, into: Path):
+        super().__init__(daemon=True)
+        self.folder, self.into = folder, into
+        self.into.mkdir()
+        self.counts: dict[str, int] = {}
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.sweep()
+            time.sleep(0.002)
+        self.sweep()
+
+    def sweep(self) -> None:
+        for path in eml_files(self.folder):
+            n = self.counts.get(path.stem, 0) + 1
+            try:
+                os.rename(path, self.into / f"{path.stem}.{n}.eml")
+            except FileNotFoundError:
+                continue
+            self.counts[path.stem] = n
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def kill_hard(daemon: DaemonProcess) -> None:
+    """SIGKILL the daemon; its worker processes end with their pipe (or are ended)."""
+    kids = children(daemon.proc.pid)
+    daemon.proc.send_signal(signal.SIGKILL)
+    daemon.wait(30)
+    deadline = time.monotonic() + 10
+    for pid in kids:
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_cycles(db_url: str, tmp_path: Path, cycles: int, rows_count: int,
+                seed: int = 14) -> dict:
+    """Start `mailgate run`, let it send for a random moment, SIGKILL it; again and
+    again; then let one daemon finish. Returns the measured figures."""
+    database = setup_support(db_url)
+    insert_rows(database, rows_count, dt.datetime.now(dt.timezone.utc))
+    storage = tmp_path / "var"
+    config = tmp_path / "mailgate.toml"
+    write_config(config, db_url, storage, "[outbound]\nsend_interval = 2\n")
+    consumer = Consumer(storage / "outbox", tmp_path / "consumed")
+    consumer.start()
+    rng = random.Random(seed)
+    reclaim: list[float] = []
+    try:
+        for _ in range(cycles):
+            with database.unit_of_work() as session:
+                held = set(session.scalars(select(Outbox.id).where(Outbox.status == "sending")))
+            daemon = DaemonProcess(config).start()
+            started = time.monotonic()
+            if held:  # rows the last killed daemon held: how soon are they sent?
+                while time.monotonic() - started < 60:
+                    with database.unit_of_work() as session:
+                        if not session.scalar(select(func.count()).select_from(Outbox).where(
+                                Outbox.id.in_(held), Outbox.status != "sent")):
+                            break
+                    time.sleep(0.02)
+                reclaim.append(time.monotonic() - started)
+            time.sleep(rng.uniform(0.05, 0.5))
+            kill_hard(daemon)
+        daemon = DaemonProcess(config).start()
+        deadline = time.monotonic() + 300
+        try:
+            while time.monotonic() < deadline:
+                with database.unit_of_work() as session:
+                    if not session.scalar(select(func.count()).select_from(Outbox).where(
+                            Outbox.status != "sent")):
+                        break
+                time.sleep(0.1)
+        finally:
+            daemon.stop()
+    finally:
+        consumer.stopped.set()
+        consumer.join(10)
+    with database.unit_of_work() as session:
+        statuses = dict(session.execute(select(Outbox.status, func.count()).group_by(
+            Outbox.status)).all())
+    database.dispose()
+    return {"duplicates": sum(n - 1 for n in consumer.counts.values() if n > 1),
+            "delivered": len(consumer.counts), "statuses": statuses,
+            "reclaim_max": max(reclaim, default=0.0), "reclaim": reclaim,
+            "orphans": list((storage / "outbox").glob(".tmp-*")),
+            "journal": DeliveryJournal(storage / "outbox-journal").entries()}
+
+
+def test_kill_9_while_sending_sends_nothing_twice_and_holds_nothing_back(db_url, tmp_path):
+    figures = kill_cycles(db_url, tmp_path, cycles=4, rows_count=1000)
+    assert figures["duplicates"] == 0, figures
+    assert figures["statuses"] == {"sent": 1000}
+    assert figures["delivered"] == 1000
+    assert figures["reclaim_max"] < 30, figures["reclaim"]
+    assert figures["orphans"] == [] and figures["journal"] == []
+
+
+# -- 4. keeping up: a pool of deliveries, each worker reusing its relay connection -------
+
+class SlowRelay:
+    """Takes `delay` seconds per DATA; counts connections and deliveries in parallel."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.sessions: set[int] = set()
+        self.received = 0
+        self.busy = self.most_busy = 0
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server, session, envelope):
+        self.sessions.add(id(session))
+        self.busy += 1
+        self.most_busy = max(self.most_busy, self.busy)
+        await asyncio.sleep(self.delay)
+        self.busy -= 1
+        self.received += 1
+        return "250 OK"
+
+
+def test_deliveries_run_in_parallel_over_reused_connections(settings, parser_pool, clock):
+    from mailgate.models import Address, Department
+
+    relay = SlowRelay(0.1)
+    relay.controller.start()
+    s = settings.replace(outbound={"transport": "smtp", "relay_host": "127.0.0.1",
+                                   "relay_port": relay.controller.port,
+                                   "relay_security": "none"})
+    gw = Gateway(s, parser=parser_pool, clock=clock)
+    try:
+        with gw.db.unit_of_work() as session:  # no agents: one acknowledgement per mail
+            session.add(Address(address="support@example.com",
+                                department=Department(key="support", name="Support")))
+        for i in range(24):
+            ingest(gw, make_mail(sender=f"c{i}@example.org", subject=f"n {i}"), PIPE)
+        started = time.monotonic()
+        assert OutboxSender(gw, workers=4).run_once() == 24
+        elapsed = time.monotonic() - started
+    finally:
+        gw.close()
+        relay.controller.stop()
+    assert relay.received == 24
+    assert relay.most_busy == 4
+    assert len(relay.sessions) <= 4  # one connection per worker, reused
+    assert elapsed < 24 * 0.1 * 0.75, elapsed  # one at a time it takes at least 2.4 s
+
+
+def test_metrics_show_the_oldest_waiting_message(settings, parser_pool, departments, clock):
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        sender = OutboxSender(gw)
+        metrics = Metrics()
+        metrics.watch_outbox(sender.depth, sender.oldest_due_age)
+        clock.advance(seconds=90)
+        text = metrics.render().decode()
+        assert "mailgate_outbox_depth 2.0" in text
+        assert "mailgate_outbox_oldest_pending_seconds 90.0" in text
+        sender.run_once()
+        text = metrics.render().decode()
+        assert "mailgate_outbox_depth 0.0" in text
+        assert "mailgate_outbox_oldest_pending_seconds 0.0" in text
+    finally:
+        gw.close()
+
+
+# -- 5. files left by a kill, and the modes of what we create ----------------------------
+
+def test_orphan_temporary_files_are_removed_at_start(settings, tmp_path):
+    storage = Path(settings.storage.dir)
+    raw = BlobStore(storage / "raw", suffix=".eml", fsync=False)
+    raw.put(b"kept")
+    old = time.time() - 60
+    orphans = [storage / "raw" / "ab" / "cd" / ".tmp-dead1", storage / "outbox" / ".tmp-dead2",
+               storage / "attachments" / "01" / "02" / ".tmp-dead3",
+               storage / "outbox-journal" / ".tmp-dead4"]
+    for path in orphans:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+        os.utime(path, (old, old))
+    writing = Staged(storage / "outbox", b"being written by a live process")
+    os.utime(writing.path, (old, old))
+    daemon = DaemonThread(settings.replace(smtp={"listen": ("127.0.0.1:0",)},
+                                           http={"listen": "127.0.0.1:0"},
+                                           daemon={"delivery_workers": 1})).start()
+    daemon.stop()
+    assert [p for p in orphans if p.exists()] == []
+    assert writing.path.exists()  # its writer holds it: not an orphan
+    writing.commit(storage / "outbox" / "done.eml")
+    assert raw.get(raw.put(b"kept")) == b"kept"
+
+
+def test_storage_folders_are_0700_and_files_0600_whatever_the_umask(tmp_path):
+    for umask in (0o000, 0o022, 0o277):
+        root = tmp_path / f"umask-{umask:o}" / "var"
+        previous = os.umask(umask)
+        try:
+            store = BlobStore(root / "raw", suffix=".eml")
+            path = store.path(store.put(b"hello"))
+            journal = DeliveryJournal(root / "outbox-journal")
+            entry = journal.write(Entry(1, "host-1-abcd", 1))
+        finally:
+            os.umask(previous)
+        for folder in (root, root / "raw", path.parent, path.parent.parent,
+                       root / "outbox-journal"):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, (umask, folder)
+        for file in (path, entry):
+            assert stat.S_IMODE(file.stat().st_mode) == 0o600, (umask, file)
+
+
+def test_a_presence_file_tells_live_from_dead(tmp_path):
+    me, other = Presence(tmp_path), Presence(tmp_path)
+    me.enter()
+    other.enter()
+    assert me.others() == ({other.token}, set())
+    other.leave()
+    assert me.others() == (set(), {other.token})
+    with open(tmp_path / f"{me.token}.lock", "rb") as fh:  # ours is held by us
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    me.leave()
