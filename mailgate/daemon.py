@@ -33,6 +33,11 @@ from .outbound.sender import OutboxSender
 from .metrics import Metrics
 
 log = logging.getLogger("mailgate.daemon")
+# Request line and headers of one HTTP request, in all: /healthz and /metrics need
+# a few hundred bytes; more is answered 431 (and one longer line is more).
+HTTP_HEAD_LIMIT = 16 * 1024
+HTTP_REASONS = {200: "OK", 404: "Not Found", 431: "Request Header Fields Too Large",
+                503: "Service Unavailable"}
 
 
 class Daemon:
@@ -99,7 +104,7 @@ class Daemon:
 
     async def _listen_http(self, address: str) -> None:
         host, port = _split_hostport(address)
-        server = await asyncio.start_server(self._http, host, port)
+        server = await asyncio.start_server(self._http, host, port, limit=HTTP_HEAD_LIMIT)
         self.servers.append(server)
         self.addresses["http"].extend(s.getsockname()[:2] for s in server.sockets)
 
@@ -162,9 +167,13 @@ class Daemon:
     # -- HTTP -----------------------------------------------------------------
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = (await asyncio.wait_for(reader.readline(), 10)).decode("latin-1").split()
-            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                pass
+            try:
+                request = await asyncio.wait_for(_read_head(reader), 10)
+            except HeadTooLarge:
+                await _respond(writer, 431, b"request header fields too large\n", "text/plain")
+                writer.write_eof()
+                await _discard(reader)  # so that closing does not reset the answer away
+                return
             path = request[1] if len(request) >= 2 else ""
             if path == "/healthz":
                 ok = await self._loop.run_in_executor(self.executor, self.gw.db.ping)
@@ -176,11 +185,7 @@ class Daemon:
                 kind = "text/plain; version=0.0.4; charset=utf-8"
             else:
                 status, body, kind = 404, b"not found\n", "text/plain"
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                         + body)
-            await writer.drain()
+            await _respond(writer, status, body, kind)
         except (asyncio.TimeoutError, ConnectionError, IndexError):
             pass
         finally:
@@ -272,6 +277,44 @@ class Daemon:
             await self.wait()
         finally:
             await self.shutdown()
+
+
+class HeadTooLarge(Exception):
+    """An HTTP request line and headers longer than HTTP_HEAD_LIMIT."""
+
+
+async def _read_head(reader: asyncio.StreamReader) -> list[str]:
+    """The words of the request line; the header lines are read and dropped."""
+    try:  # readline: ValueError for a line longer than the reader's limit
+        request = line = await reader.readline()
+        size = len(request)
+        while line not in (b"\r\n", b"\n", b""):
+            line = await reader.readline()
+            size += len(line)
+            if size > HTTP_HEAD_LIMIT:
+                raise HeadTooLarge
+    except ValueError as error:
+        raise HeadTooLarge from error
+    return request.decode("latin-1").split()
+
+
+async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes, kind: str) -> None:
+    writer.write(f"HTTP/1.1 {status} {HTTP_REASONS[status]}\r\nContent-Type: {kind}\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    await writer.drain()
+
+
+async def _discard(reader: asyncio.StreamReader, limit: int = 1 << 20,
+                   seconds: float = 2.0) -> None:
+    """Read and drop what the client is still sending (bounded): closing a socket
+    with unread input resets the connection, and the client may lose our answer."""
+    got = 0
+    try:
+        async with asyncio.timeout(seconds):
+            while got < limit and (chunk := await reader.read(65536)):
+                got += len(chunk)
+    except (TimeoutError, ConnectionError):
+        pass
 
 
 def _fmt(addresses) -> str | None:

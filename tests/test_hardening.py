@@ -241,3 +241,29 @@ def test_routed_address_cache_is_bounded_least_recently_used_first(running):
         client.rset()
     assert handler.routed.addresses() == ["support+8@example.com", "support+9@example.com",
                                           "support+7@example.com"]
+
+
+# -- HTTP ------------------------------------------------------------------------
+
+def _http(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # one line past the limit
+    b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 1000)
+                                             for i in range(40)) + b"\r\n",  # many lines
+], ids=["request-line", "headers"])
+def test_overlong_http_request_gets_431_without_a_traceback(running, caplog, request_bytes):
+    caplog.set_level(logging.INFO)
+    port = running.port("http")
+    answer = _http(port, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
+    assert _http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b"\r\n\r\nok\n")
+    assert not [r for r in caplog.records if r.exc_info], \
+        [r.getMessage() for r in caplog.records if r.exc_info]
