@@ -267,3 +267,15 @@ def test_overlong_http_request_gets_431_without_a_traceback(running, caplog, req
     assert _http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b"\r\n\r\nok\n")
     assert not [r for r in caplog.records if r.exc_info], \
         [r.getMessage() for r in caplog.records if r.exc_info]
+
+
+# -- configuration -----------------------------------------------------------------
+
+def test_security_alert_agents_is_gone(tmp_path):
+    """It was accepted and never used: held mail already tells the agent whose address
+    it carried (the `held` notice). An unknown key is a configuration problem."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text("[security]\nalert_agents = true\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config, env={})
+    assert info.value.problems == [("security.alert_agents", "unknown key")]
