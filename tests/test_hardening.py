@@ -279,3 +279,39 @@ def test_security_alert_agents_is_gone(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_settings(config, env={})
     assert info.value.problems == [("security.alert_agents", "unknown key")]
+
+
+# -- systemd -----------------------------------------------------------------------
+
+def unit_settings(path: Path) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def test_systemd_unit_bounds_and_sandboxes_the_daemon():
+    unit = unit_settings(ROOT / "systemd" / "mailgate.service")
+    for key in ("MemoryMax", "TasksMax", "LimitNOFILE", "PrivateDevices", "LockPersonality",
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+                "MemoryDenyWriteExecute", "RestrictAddressFamilies", "SystemCallFilter",
+                "SystemCallErrorNumber", "UMask"):
+        assert key in unit, key
+    assert "@system-service" in unit["SystemCallFilter"]
+    assert unit["UMask"] == ["0077"]
+    # the parser workers bound their memory with setrlimit (@resources): never filtered
+    assert not any("@resources" in f for f in unit["SystemCallFilter"])
+
+
+def test_systemd_analyze_security_rates_the_unit_ok():
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    proc = subprocess.run([tool, "security", "--offline=yes", "--threshold=15",
+                           str(ROOT / "systemd" / "mailgate.service")],
+                          capture_output=True, text=True, timeout=60)
+    score = re.search(r"Overall exposure level for \S+: ([\d.]+)", proc.stdout)
+    assert score, proc.stdout + proc.stderr
+    assert float(score.group(1)) <= 1.5, proc.stdout
