@@ -1,13 +1,15 @@
 """`mailgate ingest`: the MTA-pipe entry point (like rt-mailgate), also for files and folders."""
 from __future__ import annotations
 
+import io
 import mailbox
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from ..errors import TemporaryFailure
 from ..headers import normalize_address
+from ..inbound.precheck import Truncated
 from ..pipeline import Envelope, ingest
 from .common import EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, gateway, print_json
 
@@ -24,10 +26,37 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
-def messages(paths: list[str]) -> Iterator[tuple[str, bytes]]:
-    """(label, raw bytes) for stdin, files, mbox files, Maildirs and folders of files."""
+KEEP_OF_OVERSIZE = 1024 * 1024  # bytes of an oversize message kept in quarantine
+_DRAIN_CHUNK = 1024 * 1024
+
+
+def read_bounded(stream: BinaryIO, limit: int) -> bytes:
+    """At most `limit` bytes of `stream` in memory; a longer message becomes a `Truncated`
+    prefix (so it is quarantined as over the limit, and only that much is stored).
+    The rest is read and dropped, so that the MTA writing into the pipe sees its
+    message taken, and counted, so that the reason tells its real size."""
+    data = stream.read(limit + 1)
+    if len(data) <= limit:
+        return data
+    if stream.seekable():  # a file: its size is known without reading it
+        size = stream.seek(0, io.SEEK_END)
+    else:
+        size, buffer = len(data), bytearray(_DRAIN_CHUNK)
+        while (count := stream.readinto(buffer)):
+            size += count
+    return Truncated(data[:min(KEEP_OF_OVERSIZE, limit)], size)
+
+
+def _read_file(path: Path, limit: int) -> bytes:
+    with open(path, "rb") as fh:
+        return read_bounded(fh, limit)
+
+
+def messages(paths: list[str], limit: int) -> Iterator[tuple[str, bytes]]:
+    """(label, raw bytes) for stdin, files, mbox files, Maildirs and folders of files.
+    A message over `limit` bytes read from stdin or a file is a `Truncated` prefix."""
     if not paths or paths == ["-"]:
-        yield "stdin", sys.stdin.buffer.read()
+        yield "stdin", read_bounded(sys.stdin.buffer, limit)
         return
     for name in paths:
         path = Path(name)
@@ -37,7 +66,7 @@ def messages(paths: list[str]) -> Iterator[tuple[str, bytes]]:
                 yield f"{name}:{key}", box.get_bytes(key)
         elif path.is_dir():
             for child in sorted(p for p in path.iterdir() if p.is_file()):
-                yield str(child), child.read_bytes()
+                yield str(child), _read_file(child, limit)
         else:
             with open(path, "rb") as fh:
                 head = fh.read(5)
@@ -48,7 +77,7 @@ def messages(paths: list[str]) -> Iterator[tuple[str, bytes]]:
                     for key in keys:
                         yield f"{name}#{key + 1}", box.get_bytes(key)
                     continue
-            yield name, path.read_bytes()
+            yield name, _read_file(path, limit)
 
 
 def run(settings, args) -> int:
@@ -58,7 +87,7 @@ def run(settings, args) -> int:
     status, results = EX_OK, []
     with gateway(settings) as gw:
         try:
-            for label, raw in messages(args.files):
+            for label, raw in messages(args.files, settings.limits.max_message_size):
                 try:
                     result = ingest(gw, raw, envelope)
                 except TemporaryFailure as error:

@@ -33,6 +33,7 @@ def _delivery_main(conn, settings: Settings) -> None:
 
     def handle(request: bytes, progress):
         raw, envelope = pickle.loads(request)
+        del request  # one copy of a large message is enough
         try:
             return ingest(gw, raw, envelope, on_parsed=progress)
         except TemporaryFailure as error:

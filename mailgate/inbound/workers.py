@@ -50,10 +50,11 @@ def serve(conn, handle: Callable[[bytes, Callable[[], None]], Any]) -> None:
 
     while True:
         try:
-            request = conn.recv_bytes()
+            request = [conn.recv_bytes()]
         except (EOFError, OSError):
             return
-        reply = handle(request, progress)
+        # `handle` gets the only reference, so that it can let go of a large request
+        reply = handle(request.pop(), progress)
         try:
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except MemoryError:
