@@ -5,6 +5,8 @@ when it is installed but stopped). A missing server fails the run; it never skip
 """
 from __future__ import annotations
 
+import email
+import email.policy
 import os
 import uuid
 from pathlib import Path
@@ -18,6 +20,8 @@ from mailgate.db import Database
 from mailgate.gateway import Gateway
 from mailgate.inbound.workers import ParserPool
 from mailgate.models import Base
+from mailgate.signing import AGENT_ID
+from tests.servers.relay import RecordingRelay
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -111,3 +115,38 @@ def departments(gw):
                          Address(address="billing@example.com", department=billing)])
         session.add(Agent(email="agent@example.com", name="Agent", departments=[support]))
     return {"support": "support", "billing": "billing"}
+
+
+# -- a guard over the whole suite: no agent's proof ever reaches anyone else ------
+
+def agent_proof_leaks(raw: bytes) -> list[str]:
+    """Agent-signed ids (`mg.n.…`) in a written mail's headers where they must not be:
+    anywhere in mail that is not itself an agent notification, and anywhere but its
+    own Message-ID in one that is (agent mail never carries threading headers)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    fields = email.message_from_bytes(head + b"\n\n", policy=email.policy.compat32)
+    own = str(fields.get("Message-ID", ""))
+    to_agent = bool(AGENT_ID.fullmatch(own.strip()))
+    leaks = []
+    for name, value in fields.items():
+        if name.lower() == "message-id" and to_agent:
+            continue
+        leaks += [f"{name}: {found}" for found in AGENT_ID.findall(" ".join(str(value).split()))]
+    return leaks
+
+
+@pytest.fixture(autouse=True)
+def no_agent_proof_leaves(tmp_path):
+    """After every test: each mail written (.eml files of the file transport anywhere
+    under the test's folder, and what every test relay received) is checked for an
+    agent-signed id that went to someone else (issue 11, point 1)."""
+    relays_before = len(RecordingRelay.made)
+    yield
+    written = [(str(path), path.read_bytes()) for path in tmp_path.rglob("*.eml")
+               if "raw" not in path.relative_to(tmp_path).parts]  # inbound mail, kept as sent
+    for relay in RecordingRelay.made[relays_before:]:
+        with relay.lock:
+            written += [(f"relay to {item.rcpt_tos}", item.raw) for item in relay.received]
+    del RecordingRelay.made[relays_before:]
+    leaks = {where: found for where, raw in written if (found := agent_proof_leaks(raw))}
+    assert not leaks, f"agent proof in mail to others: {leaks}"

@@ -19,7 +19,7 @@ from ..service import ALWAYS_UTC
 from ..models import Address, Agent, Contact, Department, Message, Outbox, Participant, Suppression, Ticket
 from ..signing import TEAM, Reader, signer_for, visible_to
 from ..tickets import token_for
-from .reflect import reflected, safe_text
+from .reflect import reflected, safe_name, safe_text
 
 CUSTOMER_FACING = {"ack", "agent_reply", "status_change", "rejection", "reminder",
                    "auto_closed", "command_refused"}
@@ -220,7 +220,7 @@ def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
     rows = []
     for reader in dict.fromkeys(readers):
         locale = locale_for(settings, reader, ticket)
-        name = safe_text(reader.name, 60) if kind in AUTO_REPLIED else reader.name
+        name = safe_name(reader.name) if kind in AUTO_REPLIED else reader.name
         personal = {**context, "recipient": {"name": name, "email": reader.email,
                                              "role": "customer"}}
         in_reply_to, references = thread_headers(session, ticket, reader, answering)
@@ -380,7 +380,7 @@ def _command_refused(session, settings, ticket, base, author, command, now, netw
     if reader is None:
         return
     context = {**reflected(base), "command": command,
-               "recipient": {"name": safe_text(reader.name, 60), "email": reader.email,
+               "recipient": {"name": safe_name(reader.name), "email": reader.email,
                              "role": "customer"}}
     queue_mail(session, settings, ticket, "command_refused", [reader.email], context,
                locale_for(settings, reader, ticket), department_sender(session, settings, ticket),

@@ -2,9 +2,10 @@
 
 An acknowledgement goes to whatever address a message claims to be from, so it
 must not turn us into a relay for someone else's text: it repeats no body, and
-the subject, display name and file names it does repeat are cut to a short
-length, stripped of control and bidi characters, and defanged, so no client
-turns `http://evil.example/verify` or `evil.example` into a link.
+the subject and file names it does repeat are cut to a short length, stripped
+of control and bidi characters, and defanged, so no client turns
+`http://evil.example/verify` or `evil.example` into a link; a display name is
+greeted only when it reads as a person's name.
 """
 from __future__ import annotations
 
@@ -42,8 +43,21 @@ def safe_text(text: str | None, limit: int = LIMIT) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
+def safe_name(name: str | None) -> str:
+    """A display name automatic mail may greet: one that reads as a person's name
+    (letters, spaces, dots, hyphens, apostrophes; at most five words and 40
+    characters), else "" and the greeting goes without it."""
+    name = " ".join((name or "").split())
+    if len(name) > 40 or len(name.split()) > 5:
+        return ""
+    for char in name:
+        if not (unicodedata.category(char)[0] in "LM" or char in " .-'’‌"):
+            return ""
+    return name
+
+
 def reflected(context: dict) -> dict:
     """A ticket context (`notify.ticket_context`) with the sender's words made safe."""
     ticket = {**context["ticket"], "subject": safe_text(context["ticket"]["subject"])}
-    requester = {**context["requester"], "name": safe_text(context["requester"]["name"], 60)}
+    requester = {**context["requester"], "name": safe_name(context["requester"]["name"])}
     return {**context, "ticket": ticket, "requester": requester}

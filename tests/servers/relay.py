@@ -50,7 +50,12 @@ def free_port() -> int:
 
 
 class RecordingRelay:
+    # every relay made in this process: the suite-wide leak guard (tests/conftest.py)
+    # reads what each one received during a test
+    made: list["RecordingRelay"] = []
+
     def __init__(self):
+        RecordingRelay.made.append(self)
         self.port = free_port()
         self.received: list[Received] = []
         self.lock = threading.Lock()
