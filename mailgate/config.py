@@ -430,6 +430,8 @@ def _check_values(settings: Settings, problems: list) -> None:
         if value and len(value.encode()) < MIN_SECRET_BYTES:
             problems.append((f"security.{key}", f"too short: at least {MIN_SECRET_BYTES} "
                              "bytes (e.g. `openssl rand -hex 32`)"))
+    if settings.smtp.max_recipients < 1:
+        problems.append(("smtp.max_recipients", "at least 1"))
     if settings.security.proof_max_age_days < 1:
         problems.append(("security.proof_max_age_days", "at least 1"))
     if settings.security.previous_secret and not until:
