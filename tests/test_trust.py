@@ -326,8 +326,10 @@ def test_append_policy_never_lets_a_stranger_command(tgw, relay):
     number, _, ack = new_ticket(tgw, relay)
     # the stranger even has the customer's acknowledgement (forwarded to them)
     ingest(tgw, reply_to(ack, "#close\nclose", sender=ATTACKER), PIPE)
+    send(tgw)
     state = ticket(tgw, number)
     assert state["status"] == "new" and state["messages"][-1][1] == ATTACKER
+    assert not relay.to(ATTACKER)  # no notice either: a stranger's command is just text
 
 
 # -- 5. acknowledgements are no reflection service -------------------------------------

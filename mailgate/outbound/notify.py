@@ -375,8 +375,10 @@ def _rejection(session, settings, ticket, base, refused, now, network=None) -> N
 
 
 def _command_refused(session, settings, ticket, base, author, command, now, network) -> None:
-    """A short notice to the participant whose command we did not run (to them only)."""
-    reader = session.scalar(select(Contact).where(Contact.email == author))
+    """A short notice to the participant whose command we did not run (to them only;
+    a stranger's command is just text, and they get nothing)."""
+    reader = session.scalar(select(Contact).join(Participant).where(
+        Contact.email == author, Participant.ticket_id == ticket.id))
     if reader is None:
         return
     context = {**reflected(base), "command": command,
