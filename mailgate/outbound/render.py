@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from jinja2 import (
@@ -33,7 +34,20 @@ from ..headers import one_line
 from ..localdates import format_date, format_datetime, language, to_persian_digits
 
 log = logging.getLogger("mailgate.templates")
-BUILTIN = Path(__file__).resolve().parent.parent.parent / "templates"
+
+
+def builtin_folder() -> Path:
+    """The built-in templates: `mailgate/templates` inside an installed package (the
+    build maps the checkout's top-level `templates/` there), else the checkout's own
+    `templates/` (an editable install runs from the source tree)."""
+    package = Path(str(resources.files("mailgate")))
+    for folder in (package / "templates", package.parent / "templates"):
+        if (folder / "en").is_dir():
+            return folder
+    return package / "templates"  # missing: `mailgate check` says so
+
+
+BUILTIN = builtin_folder()
 RTL = {"fa", "ar", "he", "ur"}
 
 
