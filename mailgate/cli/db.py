@@ -65,12 +65,24 @@ def check(settings, args) -> int:
         probe.unlink()
     except OSError as error:
         problems.append(("storage.dir", f"{storage} is not writable: {error.strerror}"))
-    from ..outbound.render import Templates
-    from ..outbound.samples import SAMPLES
-
-    problems += [(f"templates:{name}", error)
-                 for name, error in Templates(settings).check(SAMPLES)]
+    problems += template_problems(settings)
     if problems:
         return report_problems(problems)
     print(f"configuration {settings.source}: ok")
     return EX_OK
+
+
+def template_problems(settings) -> list[tuple[str, str]]:
+    """Every message and SMS template of every locale rendered with sample data; a
+    package without its built-in templates (which would leave every reply pending)
+    is a problem, not an empty list of templates that all rendered."""
+    from ..outbound.render import BUILTIN, Templates
+    from ..outbound.samples import SAMPLES
+
+    templates = Templates(settings)
+    found = {BUILTIN / "en": templates.names(), BUILTIN / "en" / "sms": templates.names(sms=True)}
+    missing = [str(folder) for folder, names in found.items() if not names]
+    if missing:
+        return [("templates", f"built-in templates not found in {', '.join(missing)}: "
+                 "reinstall mailgate (a package built without its templates?)")]
+    return [(f"templates:{name}", error) for name, error in templates.check(SAMPLES)]
