@@ -116,8 +116,8 @@ def _looks_like_text(data: bytes) -> bool:
 
 # Tags a browser renders as a page wherever they stand in the first KB.
 _ACTIVE_TAG = re.compile(
-    rb"<(?:!doctype\s+html|html|head|body|script|iframe|frameset|object|embed|svg|math|meta"
-    rb"|link|base|form|style|img|a\s+href)[\s>/]", re.IGNORECASE)
+    rb"<(?:(?:!doctype\s+html|html|head|body|script|iframe|frameset|object|embed|svg|math"
+    rb"|meta|link|base|form|style|img)[\s>/]|a\s+href\s*=)", re.IGNORECASE)
 # Any tag or comment as the first thing in the file.
 _LEADING_TAG = re.compile(rb"\s*<(?:!--|![a-z]|[a-z][a-z0-9:-]*[\s>/])", re.IGNORECASE)
 _XML_DECLARATION = re.compile(rb"\s*<\?xml[\s?]", re.IGNORECASE)
