@@ -8,8 +8,8 @@ Every bomb (built by tests/test_bounds.py, which sends the same ones through the
 pipeline) runs in a fresh child process set up like a daemon delivery worker:
 the whole pipeline in-process (`parse_workers = 0`) under RLIMIT_AS =
 `[limits] parse_memory`, on a scratch SQLite database. CPU is what the child spent
-inside `pipeline.ingest` (after one warm-up message, as in a long-lived worker); peak RSS is the child's whole life (interpreter,
-imports and all), from `wait4`. The `pipe` rows run `mailgate ingest` reading the
+inside `pipeline.ingest` (after one warm-up message, as in a long-lived worker);
+peak RSS is the child's whole life (interpreter, imports and all), from `wait4`. The `pipe` rows run `mailgate ingest` reading the
 message on stdin instead; their CPU is the whole command (start-up included).
 Goal: at most 1 s CPU and under 200 MB peak RSS per message, every outcome clean.
 """

@@ -140,8 +140,9 @@ def _check_parts(raw: bytes, top: bytes, limits: LimitSettings) -> None:
 def delimiter_lines(raw: bytes, declared: set[bytes], prefixes: set[bytes],
                     max_parts: int) -> list[tuple[int, str]]:
     """(where, "open" | "close") of the delimiter lines, in order (`where`: the newline
-    before the line); raise when more than `max_parts` open a part. Lines that start with "--" are found at the speed
-    of bytes.find: all of them when there are few, else those of each boundary."""
+    before the line); raise when more than `max_parts` open a part. Lines that start
+    with "--" are found at the speed of bytes.find: all of them when there are few,
+    else those of each boundary."""
     if raw.count(b"\n--") <= MAX_DASH_LINES:
         needles = [b"\n--"]
     elif len(declared) + len(prefixes) <= MAX_BOUNDARIES_SCANNED:
