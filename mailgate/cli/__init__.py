@@ -2,48 +2,120 @@
 
 Exit statuses follow sysexits.h so that an MTA pipe transport does the right
 thing: 0 ok, 65 unusable input, 75 temporary failure (retry), 78 configuration.
+
+Only the module of the command being run is imported (most of them pull in the
+ORM models and the pipeline, which take longer to import than a command takes to
+run): `COMMANDS` names each command's module and line of help, so that
+`mailgate --help` imports none of them. Like pip's command table.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
+from typing import Iterable
 
-from ..config import ConfigError, load_settings
-from ..db import SchemaOutOfDate
-from ..errors import TemporaryFailure
-from . import admin, db, ingest, outbox, quarantine, run, service, tickets
+MODULES = ("run", "ingest", "admin", "tickets", "quarantine", "outbox", "service", "db")
 
-from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError, printable_output
+# command -> (module that registers it, its line in `mailgate --help`), in the order
+# the modules register them. tests/test_package.py checks it against the modules.
+COMMANDS = {
+    "run": ("run", "run the daemon (SMTP/LMTP listeners, IMAP pollers, jobs)"),
+    "ingest": ("ingest", "run messages through the pipeline"),
+    "department": ("admin", "departments"),
+    "address": ("admin", "addresses that route to departments"),
+    "agent": ("admin", "agents"),
+    "contact": ("admin", "customers"),
+    "ticket": ("tickets", "tickets"),
+    "message": ("tickets", "inbound messages"),
+    "quarantine": ("quarantine", "messages that could not be processed"),
+    "outbox": ("outbox", "outgoing mail and SMS"),
+    "template": ("outbox", "mail templates"),
+    "calendar": ("service", "service hours"),
+    "jobs": ("service", "scheduled jobs"),
+    "db": ("db", "database schema"),
+    "check": ("db", "validate the configuration and what it points at"),
+}
 
-MODULES = (run, ingest, admin, tickets, quarantine, outbox, service, db)
+
+class Parser(argparse.ArgumentParser):
+    """Help and usage errors quote the command line: like everything printed, they go
+    through `common.printable` (imported only when there is something to remove)."""
+
+    def _print_message(self, message: str, file=None) -> None:
+        if message and not message.replace("\n", "").isprintable():
+            from .common import printable
+
+            message = printable(message)
+        super()._print_message(message, file)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailgate", description=__doc__.splitlines()[0])
+class _Unsure(Exception):
+    pass
+
+
+class _Sketch(Parser):
+    """The command table as a parser, to find which command a command line names."""
+
+    def error(self, message: str):
+        raise _Unsure(message)  # the complete parser says what is wrong
+
+
+def build_parser(modules: Iterable[str] | None = None,
+                 parser_class: type[Parser] = Parser) -> Parser:
+    """The parser of every command. Only the commands of `modules` (default: all) can
+    run; the others stand in, with their line of help, for `mailgate --help`."""
+    loaded = MODULES if modules is None else tuple(modules)
+    parser = parser_class(prog="mailgate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", "-c", help="TOML configuration file ($MAILGATE_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in MODULES:
-        module.register(sub)
+    for name in MODULES:
+        if name in loaded:
+            importlib.import_module(f"{__name__}.{name}").register(sub)
+        else:
+            for command, (module, line) in COMMANDS.items():
+                if module == name:
+                    sub.add_parser(command, help=line, add_help=False)
     return parser
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line read by a parser that imported its command's module only."""
+    try:
+        command = build_parser((), _Sketch).parse_known_args(argv)[0].command
+    except _Unsure:  # a usage error, or a command missing from COMMANDS
+        return build_parser().parse_args(argv)
+    args = build_parser((COMMANDS[command][0],)).parse_args(argv)
+    return args if hasattr(args, "handler") else build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Everything it writes as text, logs included, goes through
     `common.printable`: mail is the attacker's text, the admin's terminal obeys it."""
+    args = parse(argv)
+    from .common import printable_output
+
     with printable_output():
-        return _run(build_parser().parse_args(argv))
+        return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_settings
+    from ..db import SchemaOutOfDate
+    from ..errors import TemporaryFailure
+    from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError
+
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(args.config)
     except ConfigError as error:
         if args.command == "check":
-            return db.report_problems(error.problems)
+            from .db import report_problems
+
+            return report_problems(error.problems)
         for key, problem in error.problems:
             print(f"config: {key}: {problem}", file=sys.stderr)
         return EX_CONFIG
