@@ -1,0 +1,195 @@
+"""What the daemon's outgoing mail reaches, and the disk its storage lives on.
+
+- `CountingRelay`: an aiosmtpd relay on a fixed loopback port that counts every
+  Message-ID it accepted; it can be down (port closed) and slow (a delay before
+  its answer to DATA).
+- `Pickup`: for the file transport, takes each `.eml` out of the outbox folder as
+  soon as it is there (as a pickup service would), so a second delivery of the
+  same row is a second file, and counts Message-IDs.
+- `TinyDisk`: the storage folder on a small tmpfs that can be filled to ENOSPC and
+  made read-only (EROFS). Read-only is a read-only *bind mount* over the folder,
+  not `remount,ro` of the tmpfs: the kernel refuses to remount a file system
+  read-only while a file on it is open for writing (EBUSY), and the daemon always
+  holds some (its presence lock files). New opens through the bind mount get
+  EROFS, which is what a disk that went read-only gives a process.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.parser
+import errno
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from tests.servers.relay import free_port
+
+_headers = email.parser.BytesHeaderParser()
+
+
+def message_id(raw: bytes) -> str:
+    return str(_headers.parsebytes(raw).get("Message-ID", "")).strip()
+
+
+class _Handler:
+    def __init__(self, relay: "CountingRelay"):
+        self.relay = relay
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.relay.delay:
+            await asyncio.sleep(self.relay.delay)
+        self.relay.record(envelope.original_content)
+        return "250 2.0.0 queued"
+
+
+class CountingRelay:
+    def __init__(self):
+        self.port = free_port()
+        self.delay = 0.0
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def record(self, raw: bytes) -> None:
+        with self.lock:
+            self.counts[message_id(raw)] += 1
+
+    def up(self) -> None:
+        if self._controller is None:
+            self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port,
+                                          ready_timeout=10)
+            self._controller.start()
+
+    def down(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def received(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.counts)
+
+
+class Pickup(threading.Thread):
+    def __init__(self, folder: Path, into: Path):
+        super().__init__(daemon=True, name="pickup")
+        self.folder, self.into = Path(folder), Path(into)
+        self.into.mkdir(parents=True, exist_ok=True)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self._taken = 0
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            self.sweep()
+            time.sleep(0.01)
+        self.sweep()
+
+    def sweep(self) -> None:
+        try:
+            paths = sorted(self.folder.glob("*.eml"))
+        except OSError:
+            return
+        for path in paths:
+            self._taken += 1
+            target = self.into / f"{path.stem}.{self._taken}.eml"
+            try:
+                os.rename(path, target)  # EROFS while read-only: taken later
+                raw = target.read_bytes()
+            except OSError:
+                continue
+            with self.lock:
+                self.counts[message_id(raw)] += 1
+
+    def received(self) -> collections.Counter[str]:
+        with self.lock:
+            return collections.Counter(self.counts)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(10)
+
+
+class Unavailable(Exception):
+    """A fault that cannot be built on this machine; the reason says why."""
+
+
+def _mount(*args: str) -> None:
+    done = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise Unavailable(f"`mount {' '.join(args)}` failed: {done.stderr.strip()}")
+
+
+def _umount(path: Path) -> None:
+    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)  # busy: detach
+
+
+class TinyDisk:
+    """`root` becomes a tmpfs of `size`; `storage` (inside it) is the daemon's folder."""
+
+    def __init__(self, root: Path, size: str = "16m"):
+        self.root = Path(root)
+        self.size = size
+        self.storage = self.root / "var"
+        self.mounted = False
+        self.readonly = False
+        self.filler = self.root / "filler"
+
+    def mount(self) -> "TinyDisk":
+        self.root.mkdir(parents=True, exist_ok=True)
+        _mount("-t", "tmpfs", "-o", f"size={self.size},mode=0755", "tmpfs", str(self.root))
+        self.mounted = True
+        self.storage.mkdir()
+        return self
+
+    def fill(self) -> int:
+        """Write a file until the disk says ENOSPC; the bytes written."""
+        written = 0
+        block = b"\0" * (1 << 16)
+        with open(self.filler, "ab") as fh:
+            try:
+                while True:
+                    fh.write(block)
+                    fh.flush()
+                    written += len(block)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+        # the last few bytes too, in small writes
+        try:
+            with open(self.filler, "ab", buffering=0) as fh:
+                while fh.write(b"\0" * 512):
+                    written += 512
+        except OSError:
+            pass
+        return written
+
+    def unfill(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def make_readonly(self) -> None:
+        _mount("--bind", str(self.storage), str(self.storage))
+        try:
+            _mount("-o", "remount,bind,ro", str(self.storage))
+        except Unavailable:
+            _umount(self.storage)
+            raise
+        self.readonly = True
+
+    def make_writable(self) -> None:
+        if self.readonly:
+            _umount(self.storage)
+            self.readonly = False
+
+    def unmount(self) -> None:
+        self.make_writable()
+        if self.mounted:
+            _umount(self.root)
+            self.mounted = False
