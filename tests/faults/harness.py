@@ -77,6 +77,7 @@ class Result:
     drain: float | None = None  # None: not drained within the timeout
     allowed_twice: int = 0  # redeliveries RFC 5321 cannot avoid (relay scenarios)
     unavailable: str = ""  # why the scenario cannot be built here
+    required: bool = False  # ... and it is something CI must have
     notes: list[str] = field(default_factory=list)
     folder: str = ""
 
@@ -145,13 +146,14 @@ class Stage:
         imap = ""
         if self.scenario.source == "imap":
             if dovecot_binary() is None:
-                raise Unavailable("dovecot is not installed (scripts/install-test-deps)")
+                raise Unavailable("dovecot is not installed (scripts/install-test-deps)",
+                                  required=True)
             self.dovecot = DovecotServer(self.folder / "dovecot")
             self.dovecot.add_user(IMAP_USER, IMAP_PASSWORD)
             try:
                 self.dovecot.start()
             except DovecotError as error:
-                raise Unavailable(f"Dovecot does not start: {error}") from error
+                raise Unavailable(f"Dovecot does not start: {error}", required=True) from error
             imap = (f'[[imap]]\nname = "faults"\nhost = "127.0.0.1"\n'
                     f'port = {self.dovecot.port}\nsecurity = "none"\nuser = "{IMAP_USER}"\n'
                     f'password = "{IMAP_PASSWORD}"\ndepartment = "support"\n'
@@ -274,6 +276,9 @@ class Stage:
             if self.load.refused:
                 answers = collections.Counter(self.load.refused.values())
                 self.notes.append(f"refused for good: {dict(answers.most_common(3))}")
+            if self.load.tempfails:
+                self.notes.append(f"{self.load.tempfails} answers 4xx or broken sessions "
+                                  "(offered again)")
             if self.load.unanswered():
                 self.notes.append(f"{len(self.load.unanswered())} messages never answered 250")
         else:
@@ -300,6 +305,9 @@ class Stage:
         vanished = [r for r in rows if r["status"] == "sent" and r["message_id"] not in received]
         result.outbox_lost = unqueued + len(failed) + len(vanished)
         result.stuck = sum(1 for r in rows if r["status"] in ("pending", "sending"))
+        retried = sum(1 for r in rows if r["attempts"] > 1)
+        if retried:
+            self.notes.append(f"{retried} outbox rows needed more than one attempt")
         ours = {r["message_id"] for r in rows}
         result.twice = sum(n - 1 for mid, n in received.items() if mid in ours and n > 1)
         if unqueued:
@@ -515,6 +523,7 @@ class Harness:
             stage.count(result)
         except Unavailable as reason:
             result.unavailable = str(reason)
+            result.required = reason.required
         finally:
             stage.cleanup()
         result.notes = stage.notes

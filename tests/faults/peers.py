@@ -117,7 +117,13 @@ class Pickup(threading.Thread):
 
 
 class Unavailable(Exception):
-    """A fault that cannot be built on this machine; the reason says why."""
+    """A fault that cannot be built on this machine; the reason says why.
+    `required`: something CI must have (a package scripts/install-test-deps
+    installs), as opposed to a privilege the machine may not grant."""
+
+    def __init__(self, reason: str, required: bool = False):
+        super().__init__(reason)
+        self.required = required
 
 
 def _mount(*args: str) -> None:
