@@ -2,8 +2,9 @@
 
 One asyncio loop serves the SMTP/LMTP and HTTP sockets; the pipeline runs in a
 bounded thread pool; IMAP polls and scheduled jobs run in APScheduler's threads
-(and one IDLE watcher thread per account). SIGTERM/SIGINT stop accepting, let
-messages in flight finish (bounded by `[daemon] shutdown_timeout`) and exit;
+(and one IDLE watcher thread per account). SIGTERM/SIGINT stop accepting
+connections and transactions (each open session's next command is answered 421),
+let messages in flight finish (bounded by `[daemon] shutdown_timeout`) and exit;
 SIGHUP re-reads the configuration file and applies what can change live
 (IMAP accounts, limits, threading and routing policy, log level).
 """
@@ -36,6 +37,9 @@ log = logging.getLogger("mailgate.daemon")
 # Request line and headers of one HTTP request, in all: /healthz and /metrics need
 # a few hundred bytes; more is answered 431 (and one longer line is more).
 HTTP_HEAD_LIMIT = 16 * 1024
+# After the messages in flight: how long an open session has to send its next command
+# (answered 421) before it is told 421 unasked and closed.
+DRAIN_GRACE = 1.0
 HTTP_REASONS = {200: "OK", 404: "Not Found", 431: "Request Header Fields Too Large",
                 503: "Service Unavailable"}
 
@@ -233,23 +237,36 @@ class Daemon:
         await self._stop.wait()
 
     async def shutdown(self) -> None:
+        """Stop listening; every open session's next command is answered 421 (the
+        messages in flight are finished and answered first); sessions that send no
+        command within DRAIN_GRACE are told 421 unasked; then the background work stops."""
         timeout = self.settings.daemon.shutdown_timeout
-        log.info("stopping: no new connections; finishing messages in flight")
+        log.info("stopping: no new connections or transactions; finishing messages in flight",
+                 extra={"fields": {"sessions": len(self._open_sessions()),
+                                   "in_flight": self._in_flight()}})
         for server in self.servers:
             server.close()
+        for handler in (self.smtp_handler, self.lmtp_handler):
+            handler.draining = True
         deadline = self._loop.time() + timeout
         while self._in_flight() and self._loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        for protocol in list(self.sessions):
-            transport = getattr(protocol, "transport", None)
-            if transport is not None:
-                transport.close()
+            await asyncio.sleep(0.02)
+        grace = min(deadline, self._loop.time() + DRAIN_GRACE)
+        while self._open_sessions() and self._loop.time() < grace:
+            await asyncio.sleep(0.02)
+        for protocol in self._open_sessions():
+            protocol.hang_up()
         await self._loop.run_in_executor(None, self._stop_background)
         self.gw.close()
         log.info("stopped")
 
+    def _open_sessions(self) -> list:
+        return [protocol for protocol in list(self.sessions) if protocol.is_open]
+
     def _in_flight(self) -> int:
-        return self.smtp_handler.in_flight + self.lmtp_handler.in_flight
+        """Commands in hand (a DATA being received or in the pipeline, an RCPT check)."""
+        return (self.smtp_handler.in_flight + self.lmtp_handler.in_flight
+                + sum(protocol.busy for protocol in self._open_sessions()))
 
     def _stop_background(self) -> None:
         for name in list(self.pollers):

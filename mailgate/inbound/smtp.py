@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ipaddress
 import logging
 import ssl
@@ -31,6 +32,7 @@ from .intake import Intake
 
 log = logging.getLogger("mailgate.smtp")
 TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down"  # RFC 5321 3.8: to any command
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 4.5.3.1.8: send the rest later
 ROUTED_TTL = 10.0
 ROUTED_CACHE_SIZE = 10_000
@@ -108,6 +110,7 @@ class Handler:
         self.networks = [ipaddress.ip_network(n, strict=False)
                          for n in settings.smtp.allow_networks]
         self.in_flight = 0
+        self.draining = False  # shutting down: every session's next command is refused
         self._counter = 0
         self.routed = RoutedCache()
 
@@ -232,12 +235,59 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+class Draining:
+    """A session that stops when its handler is `draining` (SIGTERM): the command in
+    hand (a DATA being received or in the pipeline) is finished and answered, and the
+    next one is answered 421 and the connection closed, so that no new transaction
+    begins after the daemon was told to stop. `busy` says a command is in hand."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.busy = False
+        self._smtp_methods = {name: self._refused_when_draining(method)
+                              for name, method in self._smtp_methods.items()}
+
+    def _refused_when_draining(self, method):
+        @functools.wraps(method)  # keeps HELP's syntax attributes
+        async def command(arg):
+            if self.event_handler.draining and method.__name__ != "smtp_QUIT":
+                await self.push(SHUTTING_DOWN)
+                self.transport.close()
+                return
+            self.busy = True
+            try:
+                await method(arg)
+            finally:
+                self.busy = False
+        return command
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def hang_up(self) -> None:
+        """Close the session now; one waiting for its next command is told why."""
+        if not self.is_open:
+            return
+        if not self.busy:
+            self.transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
+        self.transport.close()
+
+
+class SmtpSession(Draining, SMTP):
+    pass
+
+
+class LmtpSession(Draining, LMTP):
+    pass
+
+
 def protocol_factory(handler: Handler, settings: Settings, lmtp: bool = False):
     """A factory for loop.create_server() producing SMTP (or LMTP) protocol instances."""
     smtp = settings.smtp
     context = tls_context(settings)
     authenticator = UsersFile(smtp.auth_users_file) if smtp.auth_users_file else None
-    cls = LMTP if lmtp else SMTP
+    cls = LmtpSession if lmtp else SmtpSession
 
     def factory():
         return cls(handler, data_size_limit=smtp.max_message_size, enable_SMTPUTF8=True,
