@@ -7,7 +7,6 @@ after every test, that no agent-signed id reached anyone but its agent.
 """
 from __future__ import annotations
 
-import datetime as dt
 import smtplib
 
 import pytest
@@ -20,29 +19,14 @@ from mailgate.pipeline import Envelope, ingest
 from mailgate.signing import AGENT_ID
 from tests.conftest import agent_proof_leaks
 from tests.mails import make_mail
+from tests.servers.clock import Clock
 from tests.servers.daemon import DaemonThread
-from tests.servers.relay import RecordingRelay
-from tests.test_agents import (AGENT, CUSTOMER, TEST_SECRET, agent_reply, send, strict,
-                               text_of)
+from tests.test_agents import (AGENT, CUSTOMER, TEST_SECRET, agent_reply, relay,  # noqa: F401
+                               send, strict, text_of)
 
 PIPE = Envelope("pipe")
 ATTACKER = "mallory@evil.example"
 MX = "mx.example.com"
-
-
-class Clock:
-    def __init__(self):
-        self.now = dt.datetime.now(dt.timezone.utc)
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def relay():
-    server = RecordingRelay().start()
-    yield server
-    server.stop()
 
 
 def trusting(settings, relay, **changes):
@@ -139,11 +123,11 @@ def test_a_signature_is_proof_only_from_its_own_agent(tgw, relay):
 
 def test_a_signature_expires(tgw, relay, clock):
     number, notification, _ = new_ticket(tgw, relay)
-    clock.now += dt.timedelta(days=31)
+    clock.advance(days=31)
     ingest(tgw, agent_reply(notification, "#priority urgent\nLate answer."), PIPE)
     assert ticket(tgw, number)["priority"] == "normal"
     assert held(tgw) == ["unverified"]
-    clock.now -= dt.timedelta(days=2)  # day 29: still good
+    clock.advance(days=-2)  # day 29: still good
     ingest(tgw, agent_reply(notification, "#priority high\nOn time."), PIPE)
     assert ticket(tgw, number)["priority"] == "high"
 
