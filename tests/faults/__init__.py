@@ -13,17 +13,23 @@ moments, lets everything drain, and counts.
 
 Scenarios (`--outage T`, default 3 s, is how long a fault lasts):
 
-| name | fault |
-|---|---|
-| `kill9` | `kill -9` of the daemon's process group (daemon, forkserver, workers) at a random moment after mail flows, then a restart; file transport |
-| `kill9-relay` | the same with the SMTP relay transport: a kill between the relay's 250 and our record may resend, which RFC 5321 cannot prevent; allowed: at most the sender's in-flight count (`outbound.sender.WORKERS`) per kill |
-| `pg-stop` / `pg-immediate` | PostgreSQL stopped (`pg_ctl stop -m fast` / `-m immediate`, a crash with recovery) for T s |
-| `pg-sigstop` | every PostgreSQL process SIGSTOPped for T s (a stalled database: connections hang) |
-| `dovecot-kill` | a backlog APPENDed to Dovecot, Dovecot's process group SIGKILLed while the poller fetches, restarted on its port |
-| `disk-full` | storage (`[storage] dir`, with the file transport's outbox) on a 16 MiB tmpfs, filled to ENOSPC for T s |
-| `disk-readonly` | the same storage made read-only (EROFS) for T s |
-| `relay-down-slow` | the relay's port closed for T s, then 1 s per DATA for T s |
-| `worker-kill` | SIGKILL of one delivery worker (preferably one running), as the OOM killer does |
+- `kill9`: `kill -9` of the daemon's process group (daemon, forkserver, workers)
+  at a random moment once mail flows, then a restart; file transport.
+- `kill9-relay`: the same with the SMTP relay transport. A kill between the
+  relay's 250 and our record may send again, which RFC 5321 cannot prevent:
+  allowed, at most the sender's in-flight count (`outbound.sender.WORKERS`) a kill.
+- `pg-stop` / `pg-immediate`: PostgreSQL stopped for T s (`pg_ctl stop -m fast`,
+  or `-m immediate`: a crash, with recovery at the restart).
+- `pg-sigstop`: every PostgreSQL process SIGSTOPped for T s (a stalled database:
+  connections hang instead of failing).
+- `dovecot-kill`: a backlog APPENDed to Dovecot, Dovecot's process group
+  SIGKILLed while the poller works through it, restarted on the same port.
+- `disk-full`: storage (`[storage] dir`, with the file transport's outbox) on a
+  16 MiB tmpfs, filled to ENOSPC for T s.
+- `disk-readonly`: the same storage read-only (EROFS) for T s.
+- `relay-down-slow`: the relay's port closed for T s, then 1 s per DATA for T s.
+- `worker-kill`: SIGKILL of one delivery worker (one that is running, if any),
+  as the OOM killer does.
 
 Columns of the table:
 - sent / acked: distinct messages offered / answered 250 (for `dovecot-kill`:

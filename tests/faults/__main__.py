@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             result = harness.run(name)
             results.append(result)
-            print(f"# {name}: {'ok' if result.ok else 'not available' if result.unavailable else 'FAIL'}"
-                  f" in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+            verdict = "ok" if result.ok else "not available" if result.unavailable else "FAIL"
+            print(f"# {name}: {verdict} in {time.monotonic() - began:.0f} s", file=sys.stderr,
+                  flush=True)
         folder = harness.folder
         kept = options.keep or harness.failed
     print(table(results))

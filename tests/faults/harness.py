@@ -78,19 +78,22 @@ class Result:
     allowed_twice: int = 0  # redeliveries RFC 5321 cannot avoid (relay scenarios)
     unavailable: str = ""  # why the scenario cannot be built here
     required: bool = False  # ... and it is something CI must have
+    aborted: bool = False  # the run itself broke (see the notes)
     notes: list[str] = field(default_factory=list)
     folder: str = ""
 
     @property
     def ok(self) -> bool:
-        return (not self.unavailable and self.refused == 0 and self.lost == 0
-                and self.duplicated == 0 and self.outbox_lost == 0
+        return (not self.unavailable and not self.aborted and self.refused == 0
+                and self.lost == 0 and self.duplicated == 0 and self.outbox_lost == 0
                 and self.twice <= self.allowed_twice and self.stuck == 0
                 and self.drain is not None and self.acked == self.sent)
 
     def row(self) -> list[str]:
         if self.unavailable:
             return [self.scenario, str(self.cycles), f"not available here: {self.unavailable}"]
+        if self.aborted:
+            return [self.scenario, str(self.cycles), "FAIL: the run aborted (see its note)"]
         twice = str(self.twice) + (f" (<={self.allowed_twice})" if self.allowed_twice else "")
         drain = f"{self.drain:.1f}" if self.drain is not None else "timeout"
         return [self.scenario, str(self.cycles), str(self.sent), str(self.acked),
@@ -202,6 +205,9 @@ class Stage:
                 mid, raw = build_message("imap", n)
                 imap.append("INBOX", raw)
                 self.appended[mid] = raw
+
+    def stored_inbound(self) -> int:
+        return self._query("SELECT count(*) AS n FROM messages WHERE direction = 'in'")[0]["n"]
 
     def imap_unprocessed(self) -> int:
         flags = self.dovecot.fetch_flags(IMAP_USER, IMAP_PASSWORD)
@@ -409,8 +415,12 @@ def dovecot_killed(stage: Stage) -> None:
     """A backlog appended, then Dovecot killed (the whole process group) while the
     poller fetches it, and started again on the same port."""
     for _ in range(stage.options.cycles):
+        before = stage.stored_inbound()
         stage.append_batch(stage.options.imap_batch)
-        stage.pause(0.2, 1.5)
+        deadline = time.monotonic() + 30  # the poller is at work on the batch ...
+        while stage.stored_inbound() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stage.pause(0.0, 0.8)  # ... and is killed somewhere in it
         stage.dovecot.kill()
         time.sleep(stage.rng.uniform(0.5, max(0.6, stage.options.outage)))
         stage.dovecot.start()
@@ -524,6 +534,9 @@ class Harness:
         except Unavailable as reason:
             result.unavailable = str(reason)
             result.required = reason.required
+        except Exception as error:  # the harness or a peer broke: a failed run, with why
+            stage.notes.append(f"run aborted: {error.__class__.__name__}: {error}"[:2000])
+            result.aborted = True
         finally:
             stage.cleanup()
         result.notes = stage.notes

@@ -156,25 +156,23 @@ class TinyDisk:
         return self
 
     def fill(self) -> int:
-        """Write a file until the disk says ENOSPC; the bytes written."""
+        """Write a file until the disk says ENOSPC, in smaller and smaller writes so
+        that not even a block is left; the bytes written. Unbuffered: a buffered
+        file would raise ENOSPC again when it is closed."""
         written = 0
-        block = b"\0" * (1 << 16)
-        with open(self.filler, "ab") as fh:
-            try:
-                while True:
-                    fh.write(block)
-                    fh.flush()
-                    written += len(block)
-            except OSError as error:
-                if error.errno != errno.ENOSPC:
-                    raise
-        # the last few bytes too, in small writes
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            with open(self.filler, "ab", buffering=0) as fh:
-                while fh.write(b"\0" * 512):
-                    written += 512
-        except OSError:
-            pass
+            for size in (1 << 20, 1 << 16, 4096, 512, 1):
+                block = b"\0" * size
+                while True:
+                    try:
+                        written += os.write(fd, block)
+                    except OSError as error:
+                        if error.errno != errno.ENOSPC:
+                            raise
+                        break
+        finally:
+            os.close(fd)
         return written
 
     def unfill(self) -> None:
