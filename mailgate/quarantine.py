@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from .errors import TemporaryFailure
 from .models import Inbound, Quarantine, utcnow
 
 if TYPE_CHECKING:
@@ -25,7 +26,10 @@ def keep(gw: "Gateway", raw: bytes, digest: str, envelope: "Envelope", kind: str
     """Store `raw` durably in quarantine (its own transaction); TemporaryFailure if we cannot."""
     from .pipeline import Result
 
-    gw.storage.raw.put(raw, digest)
+    try:
+        gw.storage.raw.put(raw, digest)
+    except OSError as error:  # disk full, read-only: nothing is kept, the sender retries
+        raise TemporaryFailure(f"quarantine: storage: {error}") from error
     now = utcnow()
     with gw.db.unit_of_work() as session:
         entry = session.scalar(select(Quarantine).where(

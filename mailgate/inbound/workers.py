@@ -18,6 +18,7 @@ import multiprocessing
 import pickle
 import queue
 import resource
+import signal
 import threading
 import time
 from typing import Any, Callable
@@ -30,12 +31,13 @@ PROGRESS, REPLY = b"P", b"R"
 
 
 class WorkerLost(Exception):
-    """The worker overran its time or died; `stage` is how far it had reported."""
+    """The worker overran its time or died (`died`); `stage` is how far it had reported."""
 
-    def __init__(self, stage: int, reason: str):
+    def __init__(self, stage: int, reason: str, died: bool = False):
         super().__init__(reason)
         self.stage = stage
         self.reason = reason
+        self.died = died
 
 
 def limit_memory(limit: int) -> None:
@@ -74,18 +76,40 @@ class _Worker:
         self.conn.close()
         self.process.join(timeout=5)
 
+    def how_it_ended(self) -> str:
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
+
 
 class WorkerPool:
     """`call(request, timeouts)` in one of `size` processes running `target(conn, *args)`."""
 
-    def __init__(self, size: int, target: Callable, args: tuple = ()):
+    def __init__(self, size: int, target: Callable, args: tuple = (),
+                 preload: tuple[str, ...] = ()):
         self.size = size
         self._target, self._args = target, args
         self._ctx = multiprocessing.get_context("forkserver")
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        if preload:  # imported once by the fork server (if not running yet), not per worker
+            self._ctx.set_forkserver_preload(list(preload))
+        # the most recently used worker first: its caches and database connections are
+        # warm, and a stale connection (after a database restart) fails in one worker only
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
         self._closed = False
+
+    def start(self) -> None:
+        """Start every worker now rather than on the first calls."""
+        with self._lock:
+            while len(self._workers) < self.size and not self._closed:
+                worker = _Worker(self._ctx, self._target, self._args)
+                self._workers.append(worker)
+                self._idle.put(worker)
 
     def _acquire(self) -> _Worker:
         try:
@@ -133,8 +157,8 @@ class WorkerPool:
             raise
         except (EOFError, OSError) as error:
             self._replace(worker)
-            raise WorkerLost(stage, f"worker process died ({error.__class__.__name__}; "
-                                    "memory limit?)") from error
+            raise WorkerLost(stage, f"worker process died ({worker.how_it_ended()})",
+                             died=True) from error
         self._idle.put(worker)
         return reply
 
