@@ -28,6 +28,7 @@ from .inbound.delivery import DeliveryPool
 from .inbound.imap import MailboxPoller
 from .inbound.intake import Intake
 from .inbound.smtp import Handler, protocol_factory
+from .db import deadline
 from .errors import TemporaryFailure
 from .logs import setup_logging
 from .outbound.sender import OutboxSender
@@ -40,6 +41,9 @@ HTTP_HEAD_LIMIT = 16 * 1024
 # After the messages in flight: how long an open session has to send its next command
 # (answered 421) before it is told 421 unasked and closed.
 DRAIN_GRACE = 1.0
+# /healthz: the database must answer a probe on a connection of its own within this
+# many seconds, else 503 (database calls behind /metrics are bounded the same way).
+HEALTH_TIMEOUT = 2.0
 HTTP_REASONS = {200: "OK", 404: "Not Found", 431: "Request Header Fields Too Large",
                 503: "Service Unavailable"}
 
@@ -58,6 +62,9 @@ class Daemon:
         self.sender = OutboxSender(self.gw)
         self.metrics.watch_outbox(self._outbox_depth, self._outbox_oldest)
         self.executor = ThreadPoolExecutor(settings.smtp.workers, thread_name_prefix="deliver")
+        # /healthz and /metrics never wait for a thread of the SMTP listeners
+        self.http_executor = ThreadPoolExecutor(2, thread_name_prefix="http")
+        self._probe: asyncio.Future | None = None
         self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.smtp_handler = Handler(self.intake, self.executor, settings, "ESMTP")
@@ -75,6 +82,8 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = self._stop or asyncio.Event()  # serve() may have made it already
         await self._loop.run_in_executor(self.executor, self.gw.db.ensure_schema)
+        # the delivery workers start now, so that the first message does not wait for them
+        await self._loop.run_in_executor(self.executor, self.delivery.start)
         for kind, handler, listen in (("smtp", self.smtp_handler, self.settings.smtp.listen),
                                       ("lmtp", self.lmtp_handler, self.settings.lmtp.listen)):
             factory = protocol_factory(handler, self.settings, lmtp=kind == "lmtp")
@@ -127,13 +136,15 @@ class Daemon:
 
     def _outbox_depth(self) -> int:
         try:
-            return self.sender.depth()
+            with deadline(HEALTH_TIMEOUT):
+                return self.sender.depth()
         except TemporaryFailure:
             return -1
 
     def _outbox_oldest(self) -> float:
         try:
-            return self.sender.oldest_due_age()
+            with deadline(HEALTH_TIMEOUT):
+                return self.sender.oldest_due_age()
         except TemporaryFailure:
             return -1.0
 
@@ -180,11 +191,11 @@ class Daemon:
                 return
             path = request[1] if len(request) >= 2 else ""
             if path == "/healthz":
-                ok = await self._loop.run_in_executor(self.executor, self.gw.db.ping)
+                ok = await self._healthy()
                 status, body, kind = ((200, b"ok\n", "text/plain") if ok else
                                       (503, b"database unreachable\n", "text/plain"))
             elif path == "/metrics":
-                body = await self._loop.run_in_executor(self.executor, self.metrics.render)
+                body = await self._loop.run_in_executor(self.http_executor, self.metrics.render)
                 status = 200
                 kind = "text/plain; version=0.0.4; charset=utf-8"
             else:
@@ -194,6 +205,17 @@ class Daemon:
             pass
         finally:
             writer.close()
+
+    async def _healthy(self) -> bool:
+        """Does the database answer within HEALTH_TIMEOUT? Concurrent requests share one
+        probe, so a stall costs one connection and one thread, not one per request."""
+        if self._probe is None or self._probe.done():
+            self._probe = self._loop.run_in_executor(self.http_executor, self.gw.db.probe,
+                                                     HEALTH_TIMEOUT)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._probe), HEALTH_TIMEOUT + 1)
+        except asyncio.TimeoutError:
+            return False
 
     # -- reload and stop ------------------------------------------------------
     def reload(self) -> None:
@@ -220,6 +242,7 @@ class Daemon:
             handler.settings = settings
         old, self.delivery = self.delivery, DeliveryPool(
             self.gw, settings.daemon.delivery_workers or 2 * (os.cpu_count() or 1))
+        self.delivery.start()
         self.intake.deliver = self.delivery.ingest
         old_sender, self.sender = self.sender, OutboxSender(self.gw)
         old_sender.stop(self.settings.daemon.shutdown_timeout)  # after the mail in hand
@@ -274,6 +297,7 @@ class Daemon:
         self.scheduler.shutdown(wait=True)
         self.sender.stop(self.settings.daemon.shutdown_timeout)
         self.executor.shutdown(wait=True)
+        self.http_executor.shutdown(wait=True)
         self.delivery.close()
 
     async def serve(self) -> None:

@@ -2,16 +2,30 @@
 
 `Database.unit_of_work()` is the one place that begins, commits and rolls back;
 components receive the session and never commit themselves.
+
+Every PostgreSQL connection is bounded in time: connecting (TCP, TLS,
+authentication) by `connect_timeout`, each statement by the server's
+`statement_timeout`, and, for a server that does not answer at all (stopped,
+stalled, a link that drops packets), by the client itself: psycopg2 waits through
+`_wait` below, which gives up `STALL_GRACE` seconds after the statement timeout and
+closes the connection (an OperationalError, so a TemporaryFailure). `deadline()`
+tightens the bound for the calls of one thread (a health probe, an RCPT check).
+The URL's own `connect_timeout` or `options=-c statement_timeout=…` win.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
+import select
+import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +34,10 @@ from .storage import make_private_dirs
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT = 5.0  # seconds to connect and authenticate
+STATEMENT_TIMEOUT = 30.0  # seconds a statement may run (the server cancels it)
+STALL_GRACE = 5.0  # more seconds before the client gives up on a silent server
+_thread = threading.local()  # .deadline: monotonic time by which this thread's calls end
 
 
 class SchemaOutOfDate(Exception):
@@ -64,7 +82,80 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """PostgreSQL calls of this thread within the block give up after `seconds` in all
+    (connecting included): OperationalError, the connection closed."""
+    previous = getattr(_thread, "deadline", None)
+    ends = time.monotonic() + seconds
+    _thread.deadline = ends if previous is None else min(previous, ends)
+    try:
+        yield
+    finally:
+        _thread.deadline = previous
+
+
+def _wait(conn) -> None:
+    """psycopg2's wait callback: libpq works non-blocking and this waits on its socket,
+    for a bounded time on connections made by `_timed_connection` (others: unbounded)."""
+    import psycopg2
+    import psycopg2.extensions as pg
+
+    limit = getattr(conn, "connect_limit" if conn.status == pg.STATUS_SETUP else
+                    "statement_limit", None)
+    started = time.monotonic()
+    ends = started + limit if limit else None
+    if limit and getattr(_thread, "deadline", None) is not None:
+        ends = min(ends, _thread.deadline)
+    while True:
+        state = conn.poll()
+        if state == pg.POLL_OK:
+            return
+        left = None if ends is None else ends - time.monotonic()
+        if left is not None and left <= 0:
+            raise psycopg2.OperationalError(f"no answer from the database within "
+                                            f"{ends - started:.1f} s (connection closed)")
+        fd = conn.fileno()
+        if state == pg.POLL_READ:
+            select.select([fd], [], [], left)
+        elif state == pg.POLL_WRITE:
+            select.select([], [fd], [], left)
+        else:
+            raise psycopg2.OperationalError(f"bad poll state {state}")
+
+
+def _timed_connection(connect_limit: float, statement_limit: float):
+    import psycopg2.extensions as pg
+
+    if pg.get_wait_callback() is not _wait:
+        pg.set_wait_callback(_wait)
+    return type("TimedConnection", (pg.connection,), {
+        "connect_limit": connect_limit, "statement_limit": statement_limit})
+
+
+def postgresql_bounds(url: str, connect_timeout: float = CONNECT_TIMEOUT,
+                      statement_timeout: float = STATEMENT_TIMEOUT) -> dict:
+    """psycopg2 connect arguments bounding every connection in time (see the module)."""
+    query = make_url(url).query
+    connect = float(query.get("connect_timeout") or connect_timeout)
+    options = str(query.get("options") or "")
+    found = re.search(r"statement_timeout\s*=\s*(\d+)", options)
+    statement = int(found.group(1)) / 1000 if found else statement_timeout
+    if not found and statement:
+        options = f"{options} -c statement_timeout={int(statement * 1000)}".strip()
+    args = {"connect_timeout": max(1, round(connect)),
+            "connection_factory": _timed_connection(
+                connect, statement + STALL_GRACE if statement else 0)}
+    if options:
+        args["options"] = options
+    return args
+
+
+def _is_psycopg2(url: str) -> bool:
+    return make_url(url).get_driver_name() == "psycopg2"
+
+
+def make_engine(url: str, pool_size: int = 10, bounded: bool = True) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
@@ -75,7 +166,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
     # No pre-ping (a round trip per transaction): a connection that died with a
     # database restart fails its unit of work as a TemporaryFailure, the pool
     # discards it, and the caller's retry gets a fresh one.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    connect_args = postgresql_bounds(url) if bounded and _is_psycopg2(url) else {}
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+                         connect_args=connect_args)
 
 
 def is_temporary(error: BaseException) -> bool:
@@ -126,6 +219,26 @@ class Database:
         except exc.SQLAlchemyError:
             return False
 
+    def probe(self, timeout: float = 2.0) -> bool:
+        """Does the database answer within `timeout` seconds? On a connection of its own
+        (never one of the pool, which a stall may hold), closed afterwards."""
+        if not _is_psycopg2(self.url):
+            return self.ping()
+        dialect = self.engine.dialect
+        args, params = dialect.create_connect_args(self.engine.url)
+        params.update(postgresql_bounds(self.url))
+        try:
+            with deadline(timeout):
+                conn = dialect.loaded_dbapi.connect(*args, **params)
+                try:
+                    with conn.cursor() as cursor:
+                        cursor.execute("SELECT 1")
+                finally:
+                    conn.close()
+            return True
+        except Exception:  # any failure is an unhealthy answer
+            return False
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -149,9 +262,17 @@ class Database:
         return current, head
 
     def upgrade(self) -> None:
+        """Migrate to the newest revision, on an engine without statement timeouts (a
+        migration of a large table may take longer than any statement should)."""
         from alembic import command
 
-        command.upgrade(self._alembic_config(), "head")
+        config = self._alembic_config()
+        engine = make_engine(self.url, 1, bounded=False)
+        config.attributes["engine"] = engine
+        try:
+            command.upgrade(config, "head")
+        finally:
+            engine.dispose()
 
     def ensure_schema(self, auto_create: bool = True) -> None:
         """Create an empty database's schema; refuse an out-of-date one.

@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from .. import tickets
 from ..config import Settings
+from ..db import deadline
 from ..errors import TemporaryFailure
 from ..headers import normalize_address, one_line, split_plus
 from ..outbound import bounces
@@ -35,6 +36,7 @@ TEMPFAIL = "451 4.3.0 Temporary failure, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down"  # RFC 5321 3.8: to any command
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"  # RFC 5321 4.5.3.1.8: send the rest later
 ROUTED_TTL = 10.0
+RCPT_TIMEOUT = 10.0  # seconds for the routing check of one RCPT, else 451 (a database stall)
 ROUTED_CACHE_SIZE = 10_000
 
 
@@ -145,7 +147,7 @@ class Handler:
             return True
         if address in self.routed:
             return True
-        with self.intake.gw.db.unit_of_work() as session:
+        with deadline(RCPT_TIMEOUT), self.intake.gw.db.unit_of_work() as session:
             routed = bool(tickets.address_map(session, {address, split_plus(address)[0]}))
         if routed:
             self.routed.add(address)
@@ -161,9 +163,10 @@ class Handler:
         normalized = normalize_address(address)
         if normalized is None:
             return "501 5.1.3 Bad recipient address syntax"
-        try:
-            routed = await self._in_pool(self._is_routed, normalized)
-        except TemporaryFailure:
+        try:  # bounded twice: the database calls, and the wait for a thread to run them
+            routed = await asyncio.wait_for(self._in_pool(self._is_routed, normalized),
+                                            RCPT_TIMEOUT + 1)
+        except (TemporaryFailure, asyncio.TimeoutError):
             return TEMPFAIL
         if not routed:
             self.intake.metrics.rejected.labels("unknown recipient").inc()
