@@ -9,7 +9,8 @@ Order for every message: fetch with BODY.PEEK[] (leaves it unread) -> pipeline
 commit (or quarantine) -> mark \\Seen / move -> remember its UID. A crash between
 commit and flag refetches the message, which the pipeline then records as a
 duplicate. A temporary failure (database down) stops the pass without touching
-the message; it is tried again on the next pass.
+the message; it is tried again on the next pass. Failed passes back off 2, 4, 8 …
+300 s; after a pass that handled messages before it failed, the wait is 2 s again.
 """
 from __future__ import annotations
 
@@ -82,8 +83,9 @@ class MailboxPoller:
         self.connector = connector
         self.clock = clock
         self.tokens = TokenSource(account) if account.auth == "xoauth2" else None
-        self.failures = 0
+        self.failures = 0  # consecutive passes that failed without handling a message
         self.next_attempt = 0.0
+        self._handled_in_pass = 0
         self.supports_idle = False
         self._client: IMAPClient | None = None
         self._running = threading.Lock()
@@ -130,6 +132,7 @@ class MailboxPoller:
             self._running.release()
 
     def _locked_pass(self) -> int:
+        self._handled_in_pass = 0
         try:
             with cluster_lock(self.db, f"imap:{self.account.name}") as held:
                 if not held:
@@ -142,6 +145,10 @@ class MailboxPoller:
         return handled
 
     def _failed(self, error: BaseException) -> None:
+        """Back off: 2, 4, 8 … MAX_BACKOFF seconds while passes fail without progress;
+        a pass that handled messages before it failed starts again at 2 s."""
+        if self._handled_in_pass:
+            self.failures = 0
         self.failures += 1
         delay = min(MAX_BACKOFF, 2.0 ** self.failures)
         self.next_attempt = self.clock() + delay
@@ -178,6 +185,7 @@ class MailboxPoller:
                 self._file_away(client, uid, result.outcome == "quarantined")
                 self._remember(uid)
                 handled += 1
+                self._handled_in_pass += 1
             del fetched
         return handled
 
