@@ -11,12 +11,17 @@
   not `remount,ro` of the tmpfs: the kernel refuses to remount a file system
   read-only while a file on it is open for writing (EBUSY), and the daemon always
   holds some (its presence lock files). New opens through the bind mount get
-  EROFS, which is what a disk that went read-only gives a process.
+  EROFS, which is what a disk that went read-only gives a process. The bind is
+  made read-only *before* it is attached (open_tree + mount_setattr + move_mount,
+  Linux 5.12): `mount --bind` then `remount,bind,ro` fails with EBUSY whenever
+  the daemon opened a file for writing through the fresh bind in between, which
+  under load it does; that two-step way, retried, is only the fallback.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import email.parser
 import errno
 import os
@@ -137,6 +142,41 @@ def _umount(path: Path) -> None:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)  # busy: detach
 
 
+# the new mount API (Linux 5.2 / 5.12); the numbers are the same on every architecture
+SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
+OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, os.O_CLOEXEC
+AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def _attach_readonly_bind(path: Path) -> None:
+    """A read-only bind of `path` over itself, read-only before anyone can use it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(number: int, *args) -> int:
+        result = libc.syscall(number, *args)
+        if result < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return result
+
+    where = os.fsencode(path)
+    fd = call(SYS_OPEN_TREE, AT_FDCWD, where, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)
+    try:
+        attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+        call(SYS_MOUNT_SETATTR, fd, b"", AT_EMPTY_PATH, ctypes.byref(attr),
+             ctypes.c_size_t(ctypes.sizeof(attr)))
+        call(SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, where, MOVE_MOUNT_F_EMPTY_PATH)
+    finally:
+        os.close(fd)
+
+
 class TinyDisk:
     """`root` becomes a tmpfs of `size`; `storage` (inside it) is the daemon's folder."""
 
@@ -179,12 +219,20 @@ class TinyDisk:
         self.filler.unlink(missing_ok=True)
 
     def make_readonly(self) -> None:
-        _mount("--bind", str(self.storage), str(self.storage))
         try:
-            _mount("-o", "remount,bind,ro", str(self.storage))
-        except Unavailable:
-            _umount(self.storage)
-            raise
+            _attach_readonly_bind(self.storage)
+        except OSError as error:  # an older kernel: bind, then remount it read-only
+            _mount("--bind", str(self.storage), str(self.storage))
+            deadline = time.monotonic() + 5
+            while True:
+                try:
+                    _mount("-o", "remount,bind,ro", str(self.storage))
+                    break
+                except Unavailable as busy:
+                    if time.monotonic() > deadline:
+                        _umount(self.storage)
+                        raise Unavailable(f"{busy} (and the new mount API: {error})") from error
+                    time.sleep(0.005)
         self.readonly = True
 
     def make_writable(self) -> None:
