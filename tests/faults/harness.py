@@ -3,50 +3,34 @@
 A `Harness` owns a private PostgreSQL cluster (cluster.py) and a folder; each
 `run(name)` gets a fresh database and storage folder, starts the peers the
 scenario needs (the SMTP load, a counting relay or a pickup of `.eml` files,
-Dovecot, a tiny tmpfs), starts the daemon, injects the scenario's fault `cycles`
-times at random moments, lets everything drain, stops the daemon and counts:
-
-- lost: Message-IDs answered 250 (or APPENDed to the IMAP mailbox) with no
-  inbound message stored (quarantined counts as lost: no ticket, no answer);
-- duplicated: inbound messages (each one a new ticket) stored more than once;
-- outbox lost: a ticket without any outgoing row, a row ended `failed`/`bounced`
-  (no scenario here refuses anything for good), a row `sent` that never reached
-  the relay or the outbox folder;
-- delivered twice: extra deliveries of one outgoing Message-ID at the relay or
-  in the outbox folder (a pickup takes every file away at once, so a second
-  delivery is a second file);
-- stuck: outbox rows still `pending`/`sending` after the drain timeout;
-- drain: seconds from the end of the last fault until every message had an
-  answer, every row was final and every sent mail had arrived;
-- 5xx: messages refused for good during a fault (the sending MTA would bounce
-  them): a fault of ours must answer 4xx.
+Dovecot, a tiny tmpfs), starts the daemon, injects the scenario's fault
+(scenarios.py) `cycles` times, lets everything drain, stops the daemon and
+counts into a `Result`: the columns of the table described in
+tests/faults/__init__.py.
 """
 from __future__ import annotations
 
 import collections
-import os
 import random
 import shutil
-import signal
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import psycopg2
 
 from tests.faults.cluster import PrivatePostgres
 from tests.faults.load import RECIPIENT, SmtpLoad, build_message
 from tests.faults.peers import CountingRelay, Pickup, TinyDisk, Unavailable
-from tests.faults.process import Daemon, proc_table
+from tests.faults.process import Daemon
+from tests.faults.scenarios import SCENARIOS, Scenario
 from tests.servers.dovecot import DovecotError, DovecotServer, dovecot_binary
 from tests.servers.relay import free_port
 
 SECRET = "fault-harness-secret-0123456789abcdef0123456789"  # no key file to write
 IMAP_USER, IMAP_PASSWORD = "support@example.com", "faults"
-RELAY_SLOW = 1.0  # seconds the slow relay waits before answering DATA
 
 
 @dataclass
@@ -99,16 +83,6 @@ class Result:
         return [self.scenario, str(self.cycles), str(self.sent), str(self.acked),
                 str(self.refused), str(self.lost), str(self.duplicated), str(self.outbox_lost),
                 twice, str(self.stuck), drain, "ok" if self.ok else "FAIL"]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    inject: Callable[["Stage"], None]
-    description: str
-    transport: str = "file"  # file | smtp (through the counting relay)
-    source: str = "smtp"  # smtp (the load driver) | imap (APPENDs to Dovecot)
-    tiny_disk: bool = False
 
 
 class Stage:
@@ -383,119 +357,6 @@ def _make_schema(url: str) -> None:
                                 department=Department(key="support", name="Support")))
     finally:
         database.dispose()
-
-
-# -- the scenarios ------------------------------------------------------------------
-
-def kill_group(stage: Stage) -> None:
-    """kill -9 of the daemon's whole process group at a random moment, then a restart."""
-    for _ in range(stage.options.cycles):
-        stage.wait_for_progress()
-        stage.pause(0.1, 2.0)
-        stage.daemon.kill_group()
-        stage.daemon.start()
-
-
-def postgres_down(mode: str) -> Callable[[Stage], None]:
-    def inject(stage: Stage) -> None:
-        for _ in range(stage.options.cycles):
-            stage.pause(0.5, 2.0)
-            if mode == "sigstop":
-                stage.cluster.freeze()
-                time.sleep(stage.options.outage)
-                stage.cluster.thaw()
-            else:
-                stage.cluster.stop(mode)
-                time.sleep(stage.options.outage)
-                stage.cluster.start()
-    return inject
-
-
-def dovecot_killed(stage: Stage) -> None:
-    """A backlog appended, then Dovecot killed (the whole process group) while the
-    poller fetches it, and started again on the same port."""
-    for _ in range(stage.options.cycles):
-        before = stage.stored_inbound()
-        stage.append_batch(stage.options.imap_batch)
-        deadline = time.monotonic() + 30  # the poller is at work on the batch ...
-        while stage.stored_inbound() == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        stage.pause(0.0, 0.8)  # ... and is killed somewhere in it
-        stage.dovecot.kill()
-        time.sleep(stage.rng.uniform(0.5, max(0.6, stage.options.outage)))
-        stage.dovecot.start()
-    stage.append_batch(stage.options.imap_batch)  # and one backlog without a fault
-
-
-def disk_full(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
-        stage.pause(0.5, 2.0)
-        stage.disk.fill()
-        time.sleep(stage.options.outage)
-        stage.disk.unfill()
-
-
-def disk_readonly(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
-        stage.pause(0.5, 2.0)
-        stage.disk.make_readonly()
-        time.sleep(stage.options.outage)
-        stage.disk.make_writable()
-
-
-def relay_down_then_slow(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
-        stage.pause(0.5, 1.5)
-        stage.relay.down()
-        time.sleep(stage.options.outage)
-        stage.relay.delay = RELAY_SLOW
-        stage.relay.up()
-        time.sleep(stage.options.outage)
-        stage.relay.delay = 0.0
-
-
-def worker_killed(stage: Stage) -> None:
-    """SIGKILL of one delivery worker (as the OOM killer would), preferably one that
-    is running: the message it holds must be retried, not quarantined."""
-    kills = 0
-    for _ in range(stage.options.cycles):
-        stage.pause(0.5, 2.0)
-        deadline = time.monotonic() + 1.0
-        while True:
-            workers = stage.daemon.delivery_workers()
-            table = proc_table()
-            busy = [pid for pid in workers if table.get(pid, (0, 0, ""))[2] == "R"]
-            if busy or time.monotonic() > deadline:
-                break
-            time.sleep(0.005)
-        victims = busy or workers
-        if victims:
-            try:
-                os.kill(stage.rng.choice(victims), signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
-    stage.notes.append(f"{kills} workers killed")
-
-
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("kill9", kill_group, "kill -9 of the process group, file transport"),
-    Scenario("kill9-relay", kill_group, "kill -9 of the process group, SMTP relay",
-             transport="smtp"),
-    Scenario("pg-stop", postgres_down("fast"), "PostgreSQL stopped (fast) for T s"),
-    Scenario("pg-immediate", postgres_down("immediate"),
-             "PostgreSQL stopped (immediate: a crash) for T s"),
-    Scenario("pg-sigstop", postgres_down("sigstop"), "PostgreSQL SIGSTOPped for T s"),
-    Scenario("dovecot-kill", dovecot_killed, "Dovecot killed while the poller fetches",
-             source="imap"),
-    Scenario("disk-full", disk_full, "storage on a tmpfs filled to ENOSPC for T s",
-             tiny_disk=True),
-    Scenario("disk-readonly", disk_readonly, "storage read-only (EROFS) for T s",
-             tiny_disk=True),
-    Scenario("relay-down-slow", relay_down_then_slow,
-             f"relay down for T s, then {RELAY_SLOW:g} s per message for T s", transport="smtp"),
-    Scenario("worker-kill", worker_killed, "one delivery worker killed (SIGKILL)"),
-)}
 
 
 class Harness:
