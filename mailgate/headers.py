@@ -15,6 +15,8 @@ _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,990})>")
 _ADDR = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:\[\]]+$")
+# a quoted local part that needs no quotes (`"#FAX#*49000783135#"@fax.example`)
+_QUOTED_LOCAL = re.compile(r'^"([^"\\\s@<>(),;:]+)"@')
 
 
 def one_line(value: object, max_len: int = 500) -> str:
@@ -43,6 +45,7 @@ def safe_filename(value: object, max_len: int = 200) -> str:
 def normalize_address(value: object) -> str | None:
     """Lower-cased `local@domain`, or None when it is not an address."""
     addr = one_line(value, max_len=320).strip("<> ").lower()
+    addr = _QUOTED_LOCAL.sub(r"\1@", addr)  # RFC 5321 4.1.2: the same mailbox unquoted
     return addr if _ADDR.match(addr) else None
 
 

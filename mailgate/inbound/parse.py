@@ -1,11 +1,14 @@
 """Parse raw bytes into a `ParsedMessage`: plain values only, no database, no I/O.
 
-mail-parser does the MIME walk over the raw bytes (it uses the stdlib's compat32
-policy, which stays fast on hostile headers); bodies are decoded per part with
-their declared charset, HTML is sanitized, Outlook's winmail.dat (TNEF) is
-unpacked into its real attachments, and every attachment is hashed and examined
-(type and hazards, `sniff.py`). Filenames and display names are cleaned here, once:
-no line breaks, no bidi controls, no invisible characters, no Windows tricks.
+The stdlib's compat32 parser builds the tree (it stays fast on hostile headers);
+mail-parser's address scanner reads the address headers; `bodies.py` reads the text,
+HTML and files part by part with our own charset handling (`charsets.py`), header
+text is decoded the way mail clients do (`words.py`), an odd From is recovered
+where a person could read it (`senders.py`), HTML is sanitized, Outlook's
+winmail.dat (TNEF) is unpacked into its real attachments, and every attachment is
+hashed and examined (type and hazards, `sniff.py`). Filenames and display names
+are cleaned here, once: no line breaks, no bidi controls, no invisible
+characters, no Windows tricks.
 This runs inside a bounded worker process (see `workers.py`).
 """
 from __future__ import annotations
@@ -20,15 +23,18 @@ import email.utils
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 
-import mailparser
+from mailparser.utils import get_addresses
 
 from ..errors import MessageRejected
 from ..headers import first_message_id, message_ids, normalize_address, one_line, safe_filename
 from ..storage import sha256_hex
+from . import words
+from .bodies import File, Walker, Found, declared_charset
+from .charsets import Reader
 from .precheck import boundaries, delimiter_lines
-from .sanitize import html_to_text, sanitize_html
+from .sanitize import sanitize_html
+from .senders import Sender, find_sender, repair_headers
 from .sniff import examine
 
 # Headers the guard and the agent checks look at, kept as decoded one-line values.
@@ -37,6 +43,7 @@ GUARD_HEADERS = (
     "list-id", "list-unsubscribe", "list-post", "return-path", "x-mailgate-loop",
     "x-loop", "authentication-results", "x-failed-recipients", "x-mailgate-outbox",
 )
+ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 MAX_DEFECTS = 20
 MAX_TEXT = 2_000_000
 FEED_CHUNK = 64 * 1024
@@ -96,41 +103,21 @@ class ParsedMessage:
     defects: list[str] = field(default_factory=list)
     report: DeliveryReport | None = None
     mdn_original_id: str | None = None
+    # how the sender was found when From alone did not give it (senders.py), for the
+    # trace; "sender not verified" when only Reply-To named it
+    sender_note: str = ""
+    sender_verified: bool = True
+    notes: list[str] = field(default_factory=list)  # other repairs, for the trace
 
     def header(self, name: str) -> str:
         values = self.headers.get(name.lower())
         return values[0] if values else ""
 
 
-def decode_text_header(value: object) -> str:
-    """RFC 2047 decoding that never raises. Raw 8-bit header bytes (RFC 6532, and what
-    many mailers send anyway) are read as UTF-8, else Windows-1252; unknown charsets
-    fall back to UTF-8."""
-    if value is None:
-        return ""
-    if not isinstance(value, email.header.Header):
-        value = str(value)
-    chunks = decode_header(value)
-    if not any(charset == "unknown-8bit" for _, charset in chunks):
-        try:
-            return str(make_header(chunks))
-        except (LookupError, UnicodeError, ValueError, email.errors.HeaderParseError):
-            pass
-    return "".join(_decoded_chunk(chunk, charset) for chunk, charset in chunks)
-
-
-def _decoded_chunk(chunk: bytes | str, charset: str | None) -> str:
-    if isinstance(chunk, str):
-        return chunk
-    if charset in (None, "unknown-8bit"):
-        try:
-            return chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            return chunk.decode("cp1252", "replace")
-    try:
-        return chunk.decode(charset, "replace")
-    except LookupError:
-        return chunk.decode("utf-8", "replace")
+def decode_text_header(value: object, reader: Reader | None = None,
+                       hint: str | None = None) -> str:
+    """Header text as mail clients show it (`words.py`); never raises."""
+    return words.decode(value, reader, hint)
 
 
 # -- names as they will be shown --------------------------------------------------
@@ -191,8 +178,14 @@ def clean_display_name(value: object) -> str:
     return one_line(BIDI_CONTROLS.sub("", str(value or "")), 200)
 
 
-def _all_headers(msg: email.message.Message, name: str) -> list[str]:
-    return [decode_text_header(v) for v in (msg.get_all(name) or [])]
+def _raw_headers(msg: email.message.Message, name: str) -> list[str]:
+    """The values of header `name` as parsed, raw 8-bit bytes kept (surrogate escapes)."""
+    return [v for k, v in msg.raw_items() if k.lower() == name]
+
+
+def _all_headers(msg: email.message.Message, name: str, reader: Reader | None = None,
+                 hint: str | None = None) -> list[str]:
+    return [decode_text_header(v, reader, hint) for v in _raw_headers(msg, name.lower())]
 
 
 def _addresses(pairs) -> list[str]:
@@ -217,21 +210,33 @@ def _depth_and_parts(msg: email.message.Message) -> tuple[int, int]:
     return deepest, count
 
 
-def _payload_bytes(item: dict, raw: bytes, set_aside: list[tuple[int, int]]) -> bytes:
-    payload = item.get("payload") or ""
+def _payload_bytes(part: email.message.Message, raw: bytes,
+                   set_aside: list[tuple[int, int]]) -> bytes:
+    """The decoded bytes of a leaf part; a body set aside (`set_aside_large_bodies`) is
+    decoded straight from `raw`."""
+    payload = part.get_payload()
     placeholder = _PLACEHOLDER_LINE.match(payload) if isinstance(payload, str) else None
     if placeholder and int(placeholder.group(1)) < len(set_aside):
         start, end = set_aside[int(placeholder.group(1))]
         return binascii.a2b_base64(memoryview(raw)[start:end])
-    if item.get("binary"):
-        try:  # straight from the str: base64.b64decode would first copy it to bytes
-            return binascii.a2b_base64(payload)
-        except (binascii.Error, ValueError):
-            try:
-                return binascii.a2b_base64(payload.encode("ascii", "ignore"))
-            except (binascii.Error, ValueError):
-                return payload.encode("utf-8", "surrogateescape")
-    return payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
+    try:
+        return part.get_payload(decode=True) or b""
+    except Exception:  # a transfer encoding the stdlib trips over: the bytes as sent
+        return str(payload).encode("utf-8", "surrogateescape")
+
+
+def _serialize(part: email.message.Message, raw: bytes,
+               set_aside: list[tuple[int, int]]) -> bytes:
+    """A message part's bytes (a forwarded .eml), with the bodies set aside put back."""
+    try:
+        data = part.as_bytes()
+    except Exception:  # what the generator cannot write back: the text we have
+        data = str(part).encode("utf-8", "surrogateescape")
+    if not set_aside:
+        return data
+    return _PLACEHOLDER_BYTES.sub(
+        lambda m: raw[slice(*set_aside[int(m.group(1))])] if int(m.group(1)) < len(set_aside)
+        else m.group(), data)
 
 
 def _unpack_tnef(data: bytes) -> list[tuple[str, bytes]]:
@@ -265,25 +270,19 @@ def _attachment(name: str, content_type: str, data: bytes, content_id: str | Non
         inline=inline, hazard=found.hazard, hazard_detail=found.detail)
 
 
-def _attachments(mail, raw: bytes, set_aside: list[tuple[int, int]]
-                 ) -> list[ParsedAttachment]:
+def _attachments(files: list[File]) -> list[ParsedAttachment]:
     result = []
-    for item in mail.attachments:
-        name = decode_text_header(item.get("filename") or "")
-        content_type = one_line(item.get("mail_content_type") or "application/octet-stream",
-                                100).lower()
-        data = _payload_bytes(item, raw, set_aside)
-        content_id = first_message_id(item.get("content-id")) if item.get("content-id") else None
-        disposition = (item.get("content-disposition") or "").lower()
-        inline = disposition.startswith("inline") or (content_id is not None
-                                                     and "attachment" not in disposition)
+    for file in files:
+        name = file.name
+        content_type = one_line(file.content_type or "application/octet-stream", 100).lower()
+        content_id = first_message_id(file.content_id) if file.content_id else None
         if _is_tnef(name, content_type):
-            inner = _unpack_tnef(data)
+            inner = _unpack_tnef(file.data)
             if inner:
                 result.extend(_attachment(n, "application/octet-stream", d, None, False)
                               for n, d in inner)
                 continue
-        result.append(_attachment(name, content_type, data, content_id, inline))
+        result.append(_attachment(name, content_type, file.data, content_id, file.inline))
     return result
 
 
@@ -334,30 +333,9 @@ def _unix_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-_ANGLE_ADDRESS = re.compile(r"<([^<>]*)>\s*$")
-
-
-def _sender(msg: email.message.Message, pairs) -> tuple[str, str | None]:
-    """(display name, address) of From. The address comes from the raw header when the
-    parsed one is unusable: an encoded word whose text holds a CR/LF, `:` or `@`
-    (`=?utf-8?q?Evil=0D=0ABcc:_x@y?= <alice@example.com>`) must not cost the sender."""
-    name, address = (pairs[0][0], None) if pairs else ("", None)
-    for pair_name, pair_address in pairs:
-        if (address := normalize_address(pair_address)):
-            name = pair_name
-            break
-    if address is None:
-        raw = str(msg.get("From") or "")
-        match = _ANGLE_ADDRESS.search(raw)
-        if match and (address := normalize_address(match.group(1))):
-            name = raw[:match.start()].strip().strip('"')
-    if "=?" in name:
-        name = decode_text_header(name)
-    return clean_display_name(name), address
-
-
 _PLACEHOLDER = "mailgate-set-aside-%d"
 _PLACEHOLDER_LINE = re.compile(r"\s*mailgate-set-aside-([0-9]{1,4})\s*\Z")
+_PLACEHOLDER_BYTES = re.compile(rb"mailgate-set-aside-([0-9]{1,4})")
 _PART_HEADERS_END = re.compile(rb"\r?\n\r?\n")
 _BASE64 = re.compile(rb"^content-transfer-encoding[ \t]*:[ \t]*base64[ \t]*\r?$",
                      re.IGNORECASE | re.MULTILINE)
@@ -406,46 +384,97 @@ def _message_from_bytes(raw: bytes) -> email.message.Message:
     return parser.close()
 
 
-def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> ParsedMessage:
-    """Parse `raw`; raise MessageRejected when it is too deep, too large or not mail."""
+@dataclass
+class _Tree:
+    msg: email.message.Message
+    set_aside: list[tuple[int, int]]
+    addresses: dict[str, list[tuple[str, str]]]  # from, to, cc, reply-to: (name, address)
+    defects: list[str]
+
+
+def _tree(raw: bytes, max_parts: int, max_depth: int) -> tuple[_Tree, int, int]:
+    """The compat32 tree of `raw` with its address lists and defects, its depth and
+    number of parts; MessageRejected when it is too deep or has too many parts."""
     skeleton, set_aside = set_aside_large_bodies(raw, max_parts)
     try:
-        mail = mailparser.MailParser(_message_from_bytes(skeleton))
-    except (RecursionError, mailparser.exceptions.MailParserRecursionError) as exc:
+        msg = _message_from_bytes(skeleton)
+    except RecursionError as exc:
         raise MessageRejected("MIME nesting too deep to parse", "limit") from exc
-    msg = mail.message
     depth, parts = _depth_and_parts(msg)
     if depth > max_depth:
         raise MessageRejected(f"MIME nesting depth {depth} exceeds {max_depth}", "limit")
     if parts > max_parts:
         raise MessageRejected(f"{parts} MIME parts exceed {max_parts}", "limit")
+    defects: list[str] = []
+    addresses = {name: _address_list(msg, name, defects) for name in ADDRESS_HEADERS}
+    for part in msg.walk():
+        defects.extend(f"{d.__class__.__name__}: {d.__doc__ or ''}".strip()
+                       for d in part.defects[:MAX_DEFECTS])
+        if len(defects) >= MAX_DEFECTS:
+            break
+    return _Tree(msg, set_aside, addresses, defects), depth, parts
 
-    html_parts = [_unix_newlines(p) for p in mail.text_html]
+
+def _address_list(msg: email.message.Message, name: str, defects: list[str]
+                  ) -> list[tuple[str, str]]:
+    """(display name as written, address) of the first `name` header, by mail-parser's
+    address scanner (structural recovery, diagnostics); names are decoded later."""
+    value = msg.get(name)
+    if value is None:
+        return []
+    diagnostics: list[dict] = []
+    pairs = get_addresses(value, defects=diagnostics, decode_names=False)
+    defects.extend(f"AddressHeaderDefect: {name}: {d.get('reason', '')}"
+                   for d in diagnostics[:MAX_DEFECTS])
+    return [("" if n == a else n, a) for n, a in pairs if a]
+
+
+
+
+def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> ParsedMessage:
+    """Parse `raw`; raise MessageRejected when it is too deep, too large or not mail."""
+    tree, depth, parts = _tree(raw, max_parts, max_depth)
+    reader = Reader()
+    hint = declared_charset(tree.msg)
+    sender = find_sender(tree.msg, tree.addresses["from"], reader, hint)
+    notes: list[str] = []
+    if sender.address is None or sender.via != "from":
+        # a From the stdlib stopped short of outranks Sender, Return-Path and Reply-To
+        repaired = repair_headers(raw)
+        if repaired is not None:
+            again, again_depth, again_parts = _tree(repaired[0], max_parts, max_depth)
+            found = find_sender(again.msg, again.addresses["from"], reader, hint)
+            if found.address is not None and found.via == "from":
+                raw, tree, depth, parts = repaired[0], again, again_depth, again_parts
+                sender = Sender(found.name, found.address, note="headers " + repaired[1]
+                                + (f"; {found.note}" if found.note else ""))
+    msg, set_aside = tree.msg, tree.set_aside
+
+    found = Found()
+    Walker(reader, hint, lambda part: _payload_bytes(part, raw, set_aside),
+           lambda part: _serialize(part, raw, set_aside)).walk(msg, found)
+    html_parts = [_unix_newlines(p) for p in found.html]
     html = sanitize_html("\n".join(html_parts)) if html_parts else None
-    text = "\n".join(_unix_newlines(p) for p in mail.text_plain)
-    if not text.strip() and html_parts:
-        text = html_to_text("\n".join(html_parts))
-    from_name, from_addr = _sender(msg, mail.from_ or [])
-    reply_to = _addresses(getattr(mail, "reply_to", None) or [])
+    text = _unix_newlines(found.text())
+    notes.extend(reader.notes[:5])
+    reply_to = _addresses(tree.addresses["reply-to"])
     content_type = one_line(msg.get_content_type(), 100).lower()
 
-    headers = {name: [one_line(v, 2000) for v in _all_headers(msg, name)]
+    headers = {name: [one_line(v, 2000) for v in _all_headers(msg, name, reader, hint)]
                for name in GUARD_HEADERS if msg.get_all(name)}
-    defects = []
-    for entry in mail.defects[:MAX_DEFECTS]:
-        defects.extend(one_line(d, 300) for v in entry.values() for d in v)
+    defects = [one_line(d, 300) for d in tree.defects[:MAX_DEFECTS]]
     return ParsedMessage(
         message_id=first_message_id(msg.get("Message-ID")),
         # some mailers wrap long ids into encoded words: decode before looking for <ids>
         in_reply_to=message_ids(decode_text_header(msg.get("In-Reply-To"))),
         references=message_ids(" ".join(decode_text_header(v)
                                         for v in msg.get_all("References") or [])),
-        subject=one_line(decode_text_header(msg.get("Subject")), 500),
-        from_name=from_name,
-        from_addr=from_addr,
+        subject=one_line(" ".join(_all_headers(msg, "subject", reader, hint)[:1]), 500),
+        from_name=clean_display_name(sender.name),
+        from_addr=sender.address,
         reply_to=reply_to[0] if reply_to else None,
-        to=_addresses(mail.to),
-        cc=_addresses(mail.cc),
+        to=_addresses(tree.addresses["to"]),
+        cc=_addresses(tree.addresses["cc"]),
         delivered_to=[a for v in _all_headers(msg, "Delivered-To") + _all_headers(
             msg, "X-Original-To") if (a := normalize_address(v))],
         date=one_line(msg.get("Date"), 100),
@@ -454,7 +483,7 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
         if content_type == "multipart/report" else "",
         text=text[:MAX_TEXT],
         html=html[:MAX_TEXT] if html else None,
-        attachments=_attachments(mail, raw, set_aside),
+        attachments=_attachments(found.files),
         headers=headers,
         received_count=len(msg.get_all("Received") or []),
         depth=depth,
@@ -462,4 +491,7 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
         defects=defects[:MAX_DEFECTS],
         report=_delivery_report(msg) if content_type == "multipart/report" else None,
         mdn_original_id=_mdn_original_id(msg) if content_type == "multipart/report" else None,
+        sender_note=sender.note,
+        sender_verified=sender.verified,
+        notes=notes,
     )

@@ -69,10 +69,16 @@ class _TextExtractor(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skipping = 0
+        self.in_head = False
 
     def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
+        if tag == "body" and self.in_head:
+            # a body closes an unclosed head (as browsers read it), and whatever
+            # was left open inside that head with it
+            self.in_head, self.skipping = False, 0
+        elif tag in self.SKIP:
             self.skipping += 1
+            self.in_head = self.in_head or tag == "head"
         elif tag in self.BLOCK:
             self.parts.append("\n")
         if tag == "li":
@@ -81,6 +87,7 @@ class _TextExtractor(HTMLParser):
     def handle_endtag(self, tag):
         if tag in self.SKIP:
             self.skipping = max(0, self.skipping - 1)
+            self.in_head = self.in_head and tag != "head"
         elif tag in self.BLOCK:
             self.parts.append("\n")
 
