@@ -32,6 +32,7 @@ from .db import deadline
 from .errors import TemporaryFailure
 from .logs import setup_logging
 from .outbound.sender import OutboxSender
+from .signing import signer_for
 from .metrics import Metrics
 
 log = logging.getLogger("mailgate.daemon")
@@ -82,6 +83,8 @@ class Daemon:
         self._loop = asyncio.get_running_loop()
         self._stop = self._stop or asyncio.Event()  # serve() may have made it already
         await self._loop.run_in_executor(self.executor, self.gw.db.ensure_schema)
+        # a missing or short signing secret stops the start, not every message later
+        await self._loop.run_in_executor(self.executor, signer_for, self.settings)
         # the delivery workers start now, so that the first message does not wait for them
         await self._loop.run_in_executor(self.executor, self.delivery.start)
         for kind, handler, listen in (("smtp", self.smtp_handler, self.settings.smtp.listen),

@@ -160,6 +160,14 @@ def test_check_reports_problems_with_keys(mailgate, tmp_path):
     assert "database.password_env: environment variable NOPE_NOT_SET is not set" in proc.stdout
 
 
+def test_check_refuses_a_short_secret_file(mailgate, tmp_path):
+    assert "ok" in mailgate("check").text  # made on first use: 64 hex characters
+    assert len((tmp_path / "var" / "secret.key").read_text()) == 64
+    (tmp_path / "var" / "secret.key").write_text("guessable\n")
+    ran = mailgate("check", expect=78)
+    assert "security.secret" in ran.text and "at least 32 bytes" in ran.text
+
+
 def test_database_unreachable_is_a_temporary_failure(tmp_path):
     config = tmp_path / "down.toml"
     config.write_text('[database]\nurl = "postgresql+psycopg2://postgres@127.0.0.1:1/x"\n'

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..db import Database
+from ..signing import SecretError, load_secret
 from .common import EX_CONFIG, EX_OK
 
 
@@ -65,6 +66,10 @@ def check(settings, args) -> int:
         probe.unlink()
     except OSError as error:
         problems.append(("storage.dir", f"{storage} is not writable: {error.strerror}"))
+    try:
+        load_secret(settings)  # made on first use when not configured
+    except (OSError, SecretError) as error:
+        problems.append(("security.secret", str(error)))
     problems += template_problems(settings)
     if problems:
         return report_problems(problems)
