@@ -40,6 +40,9 @@ EXTENSIONS = {
     "application/octet-stream": "bin", "text/rtf": "rtf", "application/rtf": "rtf",
 }
 UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
+# text alternatives that are files for the reader (an Outlook invite); other text
+# alternatives (text/enriched, text/watch-html) only say the same again
+FILE_ALTERNATIVES = {"text/calendar"}
 FORWARDED_HEADERS = ("From", "Date", "Subject", "To", "Cc")
 MAX_FORWARDED_TEXT = 200_000
 _WORD_CHARS = re.compile(r"\w+")
@@ -83,7 +86,8 @@ class Walker:
         self.serialize = serialize
         self.unnamed = 0
 
-    def walk(self, part: email.message.Message, found: Found, in_report: bool = False) -> None:
+    def walk(self, part: email.message.Message, found: Found, in_report: bool = False,
+             alternative: bool = False) -> None:
         kind = part.get_content_type()
         payload = part.get_payload()
         if isinstance(payload, list):
@@ -99,7 +103,7 @@ class Walker:
                     if isinstance(child, email.message.Message):
                         self.walk(child, found, in_report or kind == "multipart/report")
             return
-        self._leaf(part, kind, found)
+        self._leaf(part, kind, found, alternative)
 
     # -- containers ------------------------------------------------------------
 
@@ -108,7 +112,7 @@ class Walker:
         for child in part.get_payload():
             if isinstance(child, email.message.Message):
                 option = Found()
-                self.walk(child, option, in_report)
+                self.walk(child, option, in_report, alternative=True)
                 options.append(option)
         chosen = choose_alternative(options)
         for option in options:
@@ -140,7 +144,7 @@ class Walker:
 
     # -- leaves ----------------------------------------------------------------
 
-    def _leaf(self, part, kind: str, found: Found) -> None:
+    def _leaf(self, part, kind: str, found: Found, alternative: bool = False) -> None:
         name = self.filename(part)
         disposition = _disposition(part)
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
@@ -170,6 +174,8 @@ class Walker:
         elif kind.startswith("text/") and not name and disposition != "attachment":
             found.other_text.append(self.reader.text(data, part.get_content_charset(None),
                                                      self.hint))
+            if alternative and kind not in FILE_ALTERNATIVES:
+                return  # text/enriched, text/watch-html: the same text once more
         content_id = part.get("Content-ID")
         found.files.append(File(
             name or self._unnamed(kind), kind, data,

@@ -68,6 +68,7 @@ DETECTABLE = ("cp1252", "utf_8", "cp1250", "cp1251", "koi8_r", "koi8_u", "cp1253
               "cp874", "mac_roman")
 DETECT_BYTES = 16 * 1024  # sample given to the detector
 DETECT_CALLS = 8  # per message; past that, Windows-1252
+DETECT_FROM = 4  # 8-bit bytes; fewer say too little to tell a charset (`r\xe1pido`)
 
 
 def _c1_for_undefined(error: UnicodeDecodeError) -> tuple[str, int]:
@@ -116,6 +117,18 @@ def _strict(data: bytes, codec: str) -> str | None:
         return None
 
 
+_HIGH = re.compile(rb"[\x80-\xff]")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def _sample(data: bytes) -> bytes:
+    """What the detector reads: DETECT_BYTES from just before the first 8-bit byte (a
+    long English mail may quote its Cyrillic at the end)."""
+    first = _HIGH.search(data)
+    start = max(0, first.start() - 256) if first else 0
+    return data[start:start + DETECT_BYTES]
+
+
 @dataclass
 class Reader:
     """Decodes the text of one message; holds the detector's budget for that message."""
@@ -136,20 +149,21 @@ class Reader:
             for variant in ("iso2022_jp_ext", "iso2022_jp_2004", "iso2022_jp_3"):
                 if (text := _strict(data, variant)) is not None:
                     return text
-        if not data.isascii():
-            guess = self.detect(data)
+        sample = _sample(data)
+        if len(sample) - len(sample.translate(None, _HIGH_BYTES)) >= DETECT_FROM:
+            guess = self.detect(sample)
             if guess and (text := _strict(data, guess)) is not None:
                 if declared:
                     self.notes.append(f"text declared {str(declared)[:40]} read as {guess}")
                 return text
         return data.decode("cp1252", "mailgate-c1")
 
-    def detect(self, data: bytes) -> str | None:
-        """charset-normalizer's reading of (a sample of) `data`, within the budget."""
+    def detect(self, sample: bytes) -> str | None:
+        """charset-normalizer's reading of `sample`, within the budget."""
         if self.calls_left <= 0:
             return None
         self.calls_left -= 1
-        return detect(data[:DETECT_BYTES])
+        return detect(sample[:DETECT_BYTES])
 
 
 def detect(sample: bytes) -> str | None:

@@ -106,6 +106,7 @@ class ParsedMessage:
     # how the sender was found when From alone did not give it (senders.py), for the
     # trace; "sender not verified" when only Reply-To named it
     sender_note: str = ""
+    sender_via: str = "from"  # from | sender | return-path | reply-to
     sender_verified: bool = True
     notes: list[str] = field(default_factory=list)  # other repairs, for the trace
 
@@ -390,9 +391,11 @@ class _Tree:
     set_aside: list[tuple[int, int]]
     addresses: dict[str, list[tuple[str, str]]]  # from, to, cc, reply-to: (name, address)
     defects: list[str]
+    hint: str | None  # a charset the message declares, for text that has none
 
 
-def _tree(raw: bytes, max_parts: int, max_depth: int) -> tuple[_Tree, int, int]:
+def _tree(raw: bytes, max_parts: int, max_depth: int, reader: Reader
+          ) -> tuple[_Tree, int, int]:
     """The compat32 tree of `raw` with its address lists and defects, its depth and
     number of parts; MessageRejected when it is too deep or has too many parts."""
     skeleton, set_aside = set_aside_large_bodies(raw, max_parts)
@@ -406,22 +409,29 @@ def _tree(raw: bytes, max_parts: int, max_depth: int) -> tuple[_Tree, int, int]:
     if parts > max_parts:
         raise MessageRejected(f"{parts} MIME parts exceed {max_parts}", "limit")
     defects: list[str] = []
-    addresses = {name: _address_list(msg, name, defects) for name in ADDRESS_HEADERS}
+    hint = declared_charset(msg)
+    addresses = {name: _address_list(msg, name, defects, reader, hint)
+                 for name in ADDRESS_HEADERS}
     for part in msg.walk():
         defects.extend(f"{d.__class__.__name__}: {d.__doc__ or ''}".strip()
                        for d in part.defects[:MAX_DEFECTS])
         if len(defects) >= MAX_DEFECTS:
             break
-    return _Tree(msg, set_aside, addresses, defects), depth, parts
+    return _Tree(msg, set_aside, addresses, defects, hint), depth, parts
 
 
-def _address_list(msg: email.message.Message, name: str, defects: list[str]
-                  ) -> list[tuple[str, str]]:
+def _address_list(msg: email.message.Message, name: str, defects: list[str],
+                  reader: Reader, hint: str | None) -> list[tuple[str, str]]:
     """(display name as written, address) of the first `name` header, by mail-parser's
-    address scanner (structural recovery, diagnostics); names are decoded later."""
-    value = msg.get(name)
-    if value is None:
+    address scanner (structural recovery, diagnostics). Raw 8-bit bytes are read as
+    text first (the scanner would escape them); encoded words are decoded later, in
+    the name alone, so that an encoded `<` or `,` never splits an address."""
+    values = _raw_headers(msg, name)
+    if not values:
         return []
+    value = values[0]
+    if not value.isascii():
+        value = reader.text(value.encode("utf-8", "surrogateescape"), None, hint)
     diagnostics: list[dict] = []
     pairs = get_addresses(value, defects=diagnostics, decode_names=False)
     defects.extend(f"AddressHeaderDefect: {name}: {d.get('reason', '')}"
@@ -433,16 +443,16 @@ def _address_list(msg: email.message.Message, name: str, defects: list[str]
 
 def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> ParsedMessage:
     """Parse `raw`; raise MessageRejected when it is too deep, too large or not mail."""
-    tree, depth, parts = _tree(raw, max_parts, max_depth)
     reader = Reader()
-    hint = declared_charset(tree.msg)
+    tree, depth, parts = _tree(raw, max_parts, max_depth, reader)
+    hint = tree.hint
     sender = find_sender(tree.msg, tree.addresses["from"], reader, hint)
     notes: list[str] = []
     if sender.address is None or sender.via != "from":
         # a From the stdlib stopped short of outranks Sender, Return-Path and Reply-To
         repaired = repair_headers(raw)
         if repaired is not None:
-            again, again_depth, again_parts = _tree(repaired[0], max_parts, max_depth)
+            again, again_depth, again_parts = _tree(repaired[0], max_parts, max_depth, reader)
             found = find_sender(again.msg, again.addresses["from"], reader, hint)
             if found.address is not None and found.via == "from":
                 raw, tree, depth, parts = repaired[0], again, again_depth, again_parts
@@ -492,6 +502,7 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
         report=_delivery_report(msg) if content_type == "multipart/report" else None,
         mdn_original_id=_mdn_original_id(msg) if content_type == "multipart/report" else None,
         sender_note=sender.note,
+        sender_via=sender.via,
         sender_verified=sender.verified,
         notes=notes,
     )

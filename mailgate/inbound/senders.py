@@ -148,7 +148,7 @@ def repair_headers(raw: bytes) -> tuple[bytes, str] | None:
                 fixes += 1  # a stray line among the headers: mail clients skip it
                 continue
             line, fixes = spaced.group(1) + b":" + line[spaced.end():], fixes + 1
-        has_from = has_from or bool(_FROM_LINE.match(line))
+        has_from = has_from or bool(_FROM_LINE.match(line) and b"@" in line)
         header.append(line)
     if end == len(lines) and start + MAX_HEADER_LINES < len(lines):
         return None  # no end of the header block in sight

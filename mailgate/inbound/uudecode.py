@@ -13,7 +13,7 @@ import re
 
 MAX_BLOCKS = 50
 _BEGIN = re.compile(r"^begin ([0-7]{3,4}) ([^\r\n]{1,500}?)[ \t]*\r?$", re.MULTILINE)
-_END = re.compile(r"^end[ \t]*\r?$", re.MULTILINE)
+_END = re.compile(r"^end[ \t]*\r?(?:\n|\Z)", re.MULTILINE)
 
 
 def _line(line: str) -> bytes:
