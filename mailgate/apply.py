@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from . import tickets
 from .config import Settings
 from .headers import normalize_address
-from .inbound.attachments import screen
+from .inbound.attachments import Refused, screen
 from .inbound.commands import split_commands
 from .inbound.language import guess_locale
 from .inbound.parse import ParsedMessage
@@ -76,9 +76,9 @@ def store_message(session: Session, storage: Storage, settings: Settings, ticket
             sha256=digest, content_id=att.content_id, inline=att.inline))
     notes = []
     for att, reason in refused:
-        notes.append((att.filename, reason))
+        notes.append(Refused.of(att, reason))  # unpacks as (filename, reason)
         tickets.record_event(session, ticket, "attachment_refused", message.author_email,
-                             new=att.filename, detail=reason)
+                             old=notes[-1].facts()[:200], new=att.filename, detail=reason)
     return message, notes
 
 

@@ -34,6 +34,28 @@ DEFAULT_ALLOWED_TYPES = (
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "application/vnd.oasis.opendocument.text",
     "application/vnd.oasis.opendocument.spreadsheet",
+    # what people attach every day (issue 13): the names phones and Windows give
+    # JPEG and PNG, iPhone photos, data exports, invites, forwarded mail, archives
+    # (zip bombs are refused by their directory), and short screen recordings
+    # (max_attachment_size keeps them short)
+    "image/pjpeg",
+    "image/jpg",
+    "image/x-png",
+    "image/webp",
+    "image/heic",
+    "image/heif",
+    "text/csv",
+    "application/csv",
+    "application/json",
+    "application/xml",
+    "text/xml",
+    "text/calendar",
+    "message/rfc822",
+    "application/zip",
+    "application/x-zip-compressed",
+    "video/mp4",
+    "video/quicktime",
+    "video/webm",
 )
 
 

@@ -162,7 +162,10 @@ def _att(name, declared, data):
     ("page.html", "text/html", b"<script>", "declared as text/html"),
     ("page.html", "text/plain", b"<script>", "files named .html"),
     ("x.svg", "application/octet-stream", b"<svg onload=x>", "files named .svg"),
-    ("a.zip", "application/zip", b"PK\x03\x04junk", "content is application/zip"),
+    # zip is accepted since issue 13 (a zip bomb is refused by its directory);
+    # other archives are not
+    ("a.zip", "application/zip", b"PK\x03\x04junk", None),
+    ("a.rar", "application/vnd.rar", b"Rar!\x1a\x07\x00", "content is application/vnd.rar"),
 ])
 def test_attachment_policy(name, declared, data, refused):
     reason = refusal(_att(name, declared, data), LimitSettings())

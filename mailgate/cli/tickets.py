@@ -90,6 +90,8 @@ def ticket_show(settings, args) -> None:
     with session_of(settings) as session:
         data = ticket_detail(session, ops.get_ticket(session, args.number),
                              settings.threading.prefix)
+        if not args.json:
+            refused = _refused_by_message(session, data)
     if args.json:
         print_json(data)
         return
@@ -107,12 +109,30 @@ def ticket_show(settings, args) -> None:
         for a in m["attachments"]:
             print(f"  [attachment] {a['filename']} {a['sniffed_type']} {a['size']} bytes "
                   f"-> {a['stored_name']}")
+        for e in refused.get(m["id"], []):
+            print(f"  [refused] {e['to']} ({e['from'] or 'type unknown'}): {e['detail']}")
     if data["events"]:
         print("\nevents:")
         for e in data["events"]:
             change = f"{e['from']} -> {e['to']}" if e["from"] or e["to"] else ""
             print(f"  {e['at'][:19]} {e['kind']} {change} {e['actor']} "
                   f"{e['detail'] or ''}".rstrip())
+
+
+def _refused_by_message(session, data: dict) -> dict[int, list[dict]]:
+    """The attachment_refused events of each message: its inbound trace names them."""
+    events = [e for e in data["events"] if e["kind"] == "attachment_refused"]
+    ids = {m["inbound_id"]: m["id"] for m in data["messages"] if m["inbound_id"]}
+    found: dict[int, list[dict]] = {}
+    for inbound_id, trace in session.execute(
+            select(Inbound.id, Inbound.trace).where(Inbound.id.in_(ids))):
+        for line in trace or []:
+            event = next((e for e in events if line == f"attachment refused: {e['to']}: "
+                          f"{e['detail']}"), None)
+            if event is not None:
+                events.remove(event)
+                found.setdefault(ids[inbound_id], []).append(event)
+    return found
 
 
 def ticket_set(settings, args) -> None:

@@ -1,6 +1,8 @@
 """Which attachments are accepted: size, hazard, type and name policy. Pure."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..config import LimitSettings
 from .parse import ParsedAttachment, comparable_name
 
@@ -9,21 +11,57 @@ GENERIC_TYPES = {"", "application/octet-stream", "application/x-download", "bina
 # A file with one of these names would be opened as active content (a page, a script,
 # a program, a shortcut, a disk image) whatever its bytes look like.
 ACTIVE_EXTENSIONS = {
-    "html", "htm", "shtml", "shtm", "xhtml", "xht", "mht", "mhtml", "svg", "svgz", "xml", "xsl",
+    "html", "htm", "shtml", "shtm", "xhtml", "xht", "mht", "mhtml", "svg", "svgz", "xsl",
     "xslt", "js", "mjs", "jse", "hta", "htc", "vbs", "vbe", "vb", "wsf", "wsh", "wsc", "ws",
     "bat", "cmd", "ps1", "psm1", "psd1", "ps1xml", "sh", "php", "jsp", "asp", "aspx", "chm",
     "url", "lnk", "scf", "reg", "inf", "scr", "pif", "cpl", "msc", "exe", "dll", "com", "jar",
     "msi", "msp", "appx", "application", "appref-ms", "gadget", "library-ms", "settingcontent-ms",
     "search-ms", "iso", "img", "vhd", "vhdx",
 }
+# .xml is not here: XML that a browser would run or render as a page (a style sheet,
+# XHTML, SVG, scripts) is named so by the sniffer, and refused as that
 # Text that a browser or viewer would render as a page or image; refused unless the
 # allow-list names it, with the declared type or the name as the reason when they
 # already say so (they are what the sender can read and change).
 MARKUP_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "application/xml",
                 "message/rfc822"}
+XML_TYPES = {"application/xml", "text/xml"}
 # Office formats whose only difference from the plain one is that macros run.
 MACRO_EXTENSIONS = {"docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppsm", "ppam",
                     "sldm"}
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refused attachment: what the agent sees of it. Unpacks as (filename, reason),
+    all that the sender is told."""
+
+    filename: str
+    reason: str
+    content_type: str = ""  # declared
+    sniffed_type: str = ""
+    size: int = 0
+
+    @classmethod
+    def of(cls, att: ParsedAttachment, reason: str) -> Refused:
+        return cls(att.filename, reason, att.content_type, att.sniffed_type, att.size)
+
+    def __iter__(self):
+        return iter((self.filename, self.reason))
+
+    def facts(self) -> str:
+        """Declared and sniffed type and size, for the ticket's event."""
+        return f"declared {self.content_type}, content {self.sniffed_type}, {self.size} bytes"
+
+    def view(self) -> dict:
+        return {"filename": self.filename, "content_type": self.content_type,
+                "sniffed_type": self.sniffed_type, "size": self.size, "reason": self.reason}
+
+
+def refused_views(refused) -> list[dict]:
+    """Template values of refused attachments (`Refused`, or (filename, reason) pairs)."""
+    return [item.view() if isinstance(item, Refused) else
+            Refused(*item).view() for item in refused or []]
 
 
 def refusal(att: ParsedAttachment, limits: LimitSettings) -> str | None:
@@ -45,6 +83,9 @@ def refusal(att: ParsedAttachment, limits: LimitSettings) -> str | None:
         return f"files named .{extension} are not accepted"
     if extension in MACRO_EXTENSIONS and not limits.allow_macros:
         return f"files named .{extension} run macros, which are not accepted"
+    if att.sniffed_type in XML_TYPES and att.content_type not in XML_TYPES | GENERIC_TYPES \
+            and extension != "xml":
+        return content  # XML is accepted as the data it says it is, not dressed as text
     return content if att.sniffed_type not in allowed else None
 
 

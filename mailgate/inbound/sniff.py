@@ -78,6 +78,9 @@ def sniff(data: bytes, declared: str = "") -> str:
 
 def examine(data: bytes, declared: str = "") -> Sniffed:
     head = data[:16]
+    media = _media(data)
+    if media:
+        return Sniffed(media)
     if head.startswith(b"PK\x03\x04"):
         return _examine_zip(data)
     if head.startswith(OLE_MAGIC):
@@ -95,6 +98,33 @@ def examine(data: bytes, declared: str = "") -> Sniffed:
             return Sniffed("application/pdf", *pdf_scripts(data))
         return Sniffed(_text_type(data))
     return Sniffed("application/octet-stream")
+
+
+# -- photos and video from phones ------------------------------------------------------
+
+# ISO base media files (`ftyp` box first): the major brand names the format
+_FTYP_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"), "image/heic"),
+    **dict.fromkeys((b"mif1", b"msf1"), "image/heif"),
+    **dict.fromkeys((b"avif", b"avis"), "image/avif"),
+    **dict.fromkeys((b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
+                     b"dash", b"M4V ", b"M4A ", b"MSNV", b"f4v "), "video/mp4"),
+    b"qt  ": "video/quicktime",
+    **dict.fromkeys((b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"3ge6"), "video/3gpp"),
+}
+_EBML = b"\x1a\x45\xdf\xa3"
+
+
+def _media(data: bytes) -> str:
+    """The type of a HEIC/HEIF/AVIF photo or an MP4/QuickTime/3GP/WebM video, or ""."""
+    if data[4:8] == b"ftyp":
+        kind = _FTYP_BRANDS.get(data[8:12], "")
+        if kind == "image/heif" and b"heic" in data[16:64]:  # compatible brands
+            return "image/heic"
+        return kind
+    if data.startswith(_EBML):
+        return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
+    return ""
 
 
 # -- text and markup ---------------------------------------------------------------
@@ -123,6 +153,12 @@ _LEADING_TAG = re.compile(rb"\s*<(?:!--|![a-z]|[a-z][a-z0-9:-]*[\s>/])", re.IGNO
 _XML_DECLARATION = re.compile(rb"\s*<\?xml[\s?]", re.IGNORECASE)
 _SVG = re.compile(rb"<svg[\s>/]|http://www\.w3\.org/2000/svg", re.IGNORECASE)
 _XHTML = re.compile(rb"<html[\s>/]|http://www\.w3\.org/1999/xhtml", re.IGNORECASE)
+# what makes a browser run or render an XML file as a page: a style sheet (XSLT can
+# write HTML with scripts), XHTML or SVG content, scripts; looked for in the first MB
+_XML_ACTIVE = re.compile(rb"<\?xml-stylesheet|http://www\.w3\.org/1999/xhtml"
+                         rb"|http://www\.w3\.org/2000/svg|http://www\.w3\.org/1999/XSL"
+                         rb"|<(?:[a-z0-9_-]+:)?script[\s>/]", re.IGNORECASE)
+XML_SCAN = 1024 * 1024
 # A saved web page (.mht/.mhtml) is a MIME message: headers first.
 _MIME_HEADERS = re.compile(rb"(?:[\w-]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*"
                            rb"(?:content-type|mime-version|content-location)[ \t]*:",
@@ -130,12 +166,17 @@ _MIME_HEADERS = re.compile(rb"(?:[\w-]+:[^\r\n]*\r?\n(?:[ \t][^\r\n]*\r?\n)*)*"
 
 
 def _text_type(data: bytes) -> str:
-    """text/plain, or the markup type a browser or viewer would make of the text."""
+    """text/plain (text/calendar for an invite), or the markup type a browser or viewer
+    would make of the text."""
     sample = data[:1024].removeprefix(b"\xef\xbb\xbf")
     if _XML_DECLARATION.match(sample):
         if _SVG.search(sample):
             return "image/svg+xml"
-        return "application/xhtml+xml" if _XHTML.search(sample) else "application/xml"
+        if _XHTML.search(sample) or _XML_ACTIVE.search(data, 0, XML_SCAN):
+            return "application/xhtml+xml"
+        return "application/xml"  # data: a tree to look at, nothing that runs
+    if sample.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
+        return "text/calendar"
     if _SVG.search(sample) and _LEADING_TAG.match(sample):
         return "image/svg+xml"
     if _ACTIVE_TAG.search(sample) or _LEADING_TAG.match(sample):

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
+from ..inbound.attachments import refused_views
 from ..localdates import language
 from ..service import ALWAYS_UTC
 from ..models import Address, Agent, Contact, Department, Message, Outbox, Participant, Suppression, Ticket
@@ -288,7 +289,8 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
         notes.append("notify: automatic mail, no acknowledgement")
     files, big = _attachable(message, settings.outbound.attach_limit)
     rows = _to_agents(session, settings, ticket, "new_ticket",
-                      {**base, "message": message_context(message), "files": files,
+                      {**base, "message": {**message_context(message),
+                                           "refused": refused_views(refused)}, "files": files,
                        "big_attachments": big}, now)
     notes.append(f"notify: {len(rows)} agent notification(s) queued")
     return notes
@@ -302,7 +304,7 @@ def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
     (`refused_command`, e.g. "#close") not run because nothing proved the sender."""
     base = ticket_context(session, settings, ticket)
     files, big = _attachable(message, settings.outbound.attach_limit)
-    shown = message_context(message)
+    shown = {**message_context(message), "refused": refused_views(refused)}
     if refused_command:
         shown["unverified"] = refused_command
     rows = _to_agents(session, settings, ticket, "customer_reply",

@@ -86,7 +86,13 @@ SAMPLES: dict[str, dict] = {
         **_billing("agent"),
         "message": {"text": _MARYAM_TEXT, "author_name": "مریم احمدی",
                     "received_at": "2026-11-13T09:41:00+03:30",
-                    "attachments": [_RECEIPT, _STATEMENT_OCT, _STATEMENT_NOV]},
+                    "attachments": [_RECEIPT, _STATEMENT_OCT, _STATEMENT_NOV],
+                    # refused attachments the agent still sees (issue 13)
+                    "refused": [{"filename": "رسید-بانک.exe", "size": 73_216,
+                                 "content_type": "application/octet-stream",
+                                 "sniffed_type": "application/x-msdownload",
+                                 "reason": "content is application/x-msdownload, which is "
+                                           "not an allowed type"}]},
         "big_attachments": [_STATEMENT_NOV],
     },
     "customer_reply": {
