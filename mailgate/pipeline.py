@@ -232,9 +232,14 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
     author = msg.from_addr
     if author is None:
         raise MessageRejected("no usable From address", "unusable")
+    if msg.sender_note:  # From was odd: how the author's address was found (senders.py)
+        trace.append(f"sender: {msg.sender_note}")
     requester = requester_address(msg, verdict.no_autorespond)
     seen = boundary(raw, envelope, settings)
-    proof = Proof(tuple(msg.in_reply_to + msg.references), seen.checks, signer_for(settings),
+    # Authentication-Results speak for the From domain only, not for an address
+    # recovered from Sender, Return-Path or Reply-To
+    proof = Proof(tuple(msg.in_reply_to + msg.references),
+                  seen.checks if msg.sender_via == "from" else (), signer_for(settings),
                   now, settings.security.dmarc_alignment == "strict")
     may_autorespond = verdict.may_autorespond
     if may_autorespond and settings.outbound.ack_requires_auth and \
@@ -277,6 +282,9 @@ def process(session: Session, gw: Gateway, msg: ParsedMessage, raw: bytes, diges
                     known.department_ids[routed.department] if routed else None, author,
                     automatic=automatic, own_addresses=own | set(known.routes), inbound=record,
                     now=now, requester=requester, proof=proof)
+    if not msg.sender_verified:
+        tickets.record_event(session, applied.ticket, "sender_unverified", author,
+                             detail=f"sender not verified: {msg.sender_note}"[:2000])
     for name, reason in applied.refused:
         trace.append(f"attachment refused: {name}: {reason}")
     trace.extend(applied.notes)
