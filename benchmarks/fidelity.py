@@ -11,7 +11,8 @@ the ticket text's length, U+FFFD characters that were not in the source,
 encoded words left raw in what an agent sees (subject, sender name, file names;
 and separately in the text), attachments found against the attachment parts a
 plain stdlib walk sees, uuencoded blocks, refused attachments with the reason, and
-whether the text is empty although the message has text. Totals at the end.
+whether the text is empty although the message has text, uuencoded blocks left
+in the text. Totals at the end.
 
 A message that was not stored (duplicate, ignored, quarantined) is measured on
 what the parser gives for it, so every message counts.
@@ -55,6 +56,7 @@ class Row:
     attachments: int = 0  # stored + refused
     attachment_parts: int = 0  # what a stdlib walk calls attachments
     uuencoded: int = 0  # begin NNN blocks in the raw bytes
+    uuencoded_text: int = 0  # ... still in the ticket text
     refused: list[str] = field(default_factory=list)
     empty_text: bool = False  # no ticket text though the message has text
     error: str = ""  # a traceback in this script or a `bug` quarantine
@@ -92,7 +94,8 @@ def _source_facts(msg: email.message.Message) -> tuple[bool, int]:
                 continue
             stack.extend(p for p in payload if isinstance(p, email.message.Message))
             continue
-        if _is_attachment_part(part) and part is not msg:
+        if _is_attachment_part(part) and (part is not msg or part.get_filename() or
+                                          part.get_content_maintype() != "text"):
             parts += 1
             continue
         if part.get_content_maintype() in ("text", "multipart") or part is msg:
@@ -100,7 +103,8 @@ def _source_facts(msg: email.message.Message) -> tuple[bool, int]:
                 body = part.get_payload(decode=True) or b""
             except Exception:
                 body = str(payload).encode("utf-8", "surrogateescape")
-            if re.search(rb"[^\s<>/]", re.sub(rb"<[^>]*>", b"", body[:200_000])):
+            visible = re.sub(rb"&(?:nbsp|#160|#xa0);|<[^>]*>", b"", body[:200_000])
+            if re.search(rb"[^\s<>/]", visible):
                 has_text = True
     return has_text, parts
 
@@ -159,6 +163,7 @@ def measure(gw, path: Path) -> Row:
     row.raw_words = _raw_words(*shown)
     row.raw_words_text = _raw_words(text)
     row.empty_text = has_text and not text.strip()
+    row.uuencoded_text = len(UUENCODE_BEGIN.findall(text.encode("utf-8", "replace")))
     return row
 
 
@@ -209,6 +214,7 @@ def totals(rows: list[Row]) -> dict:
         "attachments_found": sum(row.attachments for row in rows),
         "attachment_parts": sum(row.attachment_parts for row in rows),
         "uuencoded_blocks": sum(row.uuencoded for row in rows),
+        "uuencoded_blocks_in_text": sum(row.uuencoded_text for row in rows),
         "refused": sum(len(row.refused) for row in rows),
         "refused_by_reason": dict(refused.most_common()),
         "quarantined_by_reason": dict(quarantined.most_common()),

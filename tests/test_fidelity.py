@@ -503,3 +503,16 @@ def test_fidelity_report_runs_on_a_folder(tmp_path):
     assert totals["messages"] == 2 and totals["tracebacks"] == 0
     assert totals["fffd_chars"] == 0 and totals["raw_words"] == 0
     assert totals["attachments_found"] == 3
+
+
+def test_many_unlabelled_parts_stay_within_the_detector_budget():
+    """Every part 8-bit text with no charset: the detector runs a few times per message,
+    then Windows-1252 reads the rest (bounded, and still no U+FFFD)."""
+    import time
+
+    body = ("Здравствуйте, у меня не работает принтер. " * 400).encode("koi8_r")
+    raw = multipart([part("text/plain", body) for _ in range(200)])
+    started = time.process_time()
+    parsed = parse_message(raw)
+    assert time.process_time() - started < 5
+    assert parsed.text.count("Здравствуйте") >= 400 and "\ufffd" not in parsed.text

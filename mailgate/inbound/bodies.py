@@ -45,6 +45,9 @@ UUENCODE = {"x-uuencode", "uuencode", "x-uue", "uue"}
 FILE_ALTERNATIVES = {"text/calendar"}
 FORWARDED_HEADERS = ("From", "Date", "Subject", "To", "Cc")
 MAX_FORWARDED_TEXT = 200_000
+# bytes of one text part read as text (the ticket keeps 2M characters): a 24 MB body
+# is not decoded, searched and copied whole
+MAX_TEXT_BYTES = 8 * 1024 * 1024
 _WORD_CHARS = re.compile(r"\w+")
 
 
@@ -159,7 +162,7 @@ class Walker:
         is_body = kind in ("text/plain", "text/html") and disposition != "attachment" and \
             (not name or disposition == "inline") and encoding not in UUENCODE
         if is_body:
-            text = self.reader.text(data, part.get_content_charset(None), self.hint)
+            text = self.reader.text(_cut(data), part.get_content_charset(None), self.hint)
             if kind == "text/html":
                 found.html.append(text)
                 found.pieces.append(("html", text))
@@ -172,7 +175,7 @@ class Walker:
             if not name:
                 return
         elif kind.startswith("text/") and not name and disposition != "attachment":
-            found.other_text.append(self.reader.text(data, part.get_content_charset(None),
+            found.other_text.append(self.reader.text(_cut(data), part.get_content_charset(None),
                                                      self.hint))
             if alternative and kind not in FILE_ALTERNATIVES:
                 return  # text/enriched, text/watch-html: the same text once more
@@ -219,6 +222,14 @@ def _raw_view(part: email.message.Message) -> email.message.Message:
         if name.lower() in ("content-type", "content-disposition"):
             view[name] = value
     return view
+
+
+def _cut(data: bytes) -> bytes:
+    """At most MAX_TEXT_BYTES of a text part, cut after a line (no character is split)."""
+    if len(data) <= MAX_TEXT_BYTES:
+        return data
+    line_end = data.rfind(b"\n", MAX_TEXT_BYTES - 65536, MAX_TEXT_BYTES)
+    return data[:line_end + 1 if line_end > 0 else MAX_TEXT_BYTES]
 
 
 def _disposition(part) -> str:
