@@ -333,6 +333,29 @@ def test_another_hosts_claim_waits_for_its_lease_and_its_connection(settings, pa
         gw.close()
 
 
+def test_an_own_claim_lost_with_its_connection_is_queued_again(settings, parser_pool,
+                                                              departments, clock):
+    """The claim's commit reached the database but its answer was lost (PostgreSQL
+    stopped `immediate` at that moment): the live sender's worker never got the row.
+    After ORPHAN_AFTER the sender puts it back; a claim being worked on stays."""
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        sender = OutboxSender(gw)
+        with gw.db.unit_of_work() as session:
+            ids = sorted(session.scalars(select(Outbox.id)))
+            session.execute(update(Outbox).values(status="sending", claimed_at=clock(),
+                                                  claimed_by=sender.presence.token))
+        sender._in_flight.add(ids[1])  # a worker is delivering this one
+        sender._release_orphans()
+        assert {r.status for r in rows(gw)} == {"sending"}  # too young to be lost
+        clock.advance(seconds=31)
+        sender._release_orphans()
+        assert [r.status for r in rows(gw)] == ["pending", "sending"]
+    finally:
+        gw.close()
+
+
 def insert_rows(database: Database, count: int, now: dt.datetime) -> None:
     raw = make_mail(sender="support@example.com", to="customer@example.org",
                     subject="Queued", body="x" * 2000)

@@ -139,15 +139,17 @@ class Claimer:
         return Claim(self.db, Claimed.of(row, self.token))
 
     def _claim_locked(self, query, now: dt.datetime) -> Claim | None:
-        conn = self.db.engine.connect()
+        conn = None
         try:
+            conn = self.db.engine.connect()  # the database down is a temporary failure too
             with conn.begin():
                 row = self._lockable_row(conn, query)
                 if row is not None:
                     self._mark(conn, row, now)
         except BaseException as error:
-            conn.invalidate()  # it may hold an advisory lock: never back into the pool
-            conn.close()
+            if conn is not None:
+                conn.invalidate()  # it may hold an advisory lock: never back into the pool
+                conn.close()
             if is_temporary(error):
                 raise TemporaryFailure(f"database: {error.__class__.__name__}: "
                                        f"{str(error).splitlines()[0]}") from error
@@ -184,3 +186,16 @@ def release_dead(session: Session, tokens: set[str]) -> int:
     return session.execute(update(TABLE).where(
         TABLE.c.status == "sending", TABLE.c.claimed_by.in_(tokens)).values(
         status="pending", claimed_by=None)).rowcount
+
+
+def release_orphans(session: Session, token: str, busy: set[int],
+                    before: dt.datetime) -> int:
+    """This sender's own claims that no worker of it is delivering, back to `pending`:
+    a claim whose commit reached the database while the answer was lost (the
+    connection died at that moment) is held by nobody. Only claims older than
+    `before`, so a claim a worker has just made is never taken from it."""
+    query = update(TABLE).where(TABLE.c.status == "sending", TABLE.c.claimed_by == token,
+                                TABLE.c.claimed_at < before)
+    if busy:
+        query = query.where(TABLE.c.id.not_in(busy))
+    return session.execute(query.values(status="pending", claimed_by=None)).rowcount

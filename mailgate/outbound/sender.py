@@ -26,6 +26,7 @@ drains what is due with the same pool and returns (the CLI, tests).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -38,7 +39,7 @@ from ..gateway import Gateway
 from ..models import Outbox
 from ..signing import signer_for
 from . import bounces, record
-from .claims import Claim, Claimed, Claimer, release_dead
+from .claims import Claim, Claimed, Claimer, release_dead, release_orphans
 from .compose import build_email
 from .journal import DeliveryJournal, Entry, Presence
 from .outcomes import Delivered, Outcome, Outgoing, Permanent, Temporary, Unsendable
@@ -50,6 +51,7 @@ from .transport import make_transport
 log = logging.getLogger("mailgate.outbox")
 WORKERS = 4  # deliveries at once (each worker keeps its own relay connection)
 SETTLE_EVERY = 1.0  # seconds between looks for dead senders and unrecorded deliveries
+ORPHAN_AFTER = dt.timedelta(seconds=30)  # an own claim no worker holds is lost after this
 DATABASE_PAUSE = 5.0  # seconds a worker waits after the database failed it
 
 
@@ -341,6 +343,7 @@ class OutboxSender:
                 if freed:
                     log.warning("outbox: %d messages of a stopped sender queued again", freed)
             self._record_unrecorded()
+            self._release_orphans()
             self._settled_at = time.monotonic()
         finally:
             self._settling.release()
@@ -360,6 +363,15 @@ class OutboxSender:
                 if record.replayed(session, self.gw.settings, entry, self.gw.now()):
                     log.info("outbox %d: delivery recorded from the journal", entry.id)
             self.journal.remove(entry.path)
+
+    def _release_orphans(self) -> None:
+        with self._lock:
+            busy = set(self._in_flight) | {row.id for row, _, _ in self._unrecorded}
+        with self.gw.db.unit_of_work() as session:
+            freed = release_orphans(session, self.presence.token, busy,
+                                    self.gw.now() - ORPHAN_AFTER)
+        if freed:
+            log.warning("outbox: %d claims lost with their connection queued again", freed)
 
     def _record_unrecorded(self) -> None:
         with self._lock:
