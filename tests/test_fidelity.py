@@ -516,3 +516,19 @@ def test_many_unlabelled_parts_stay_within_the_detector_budget():
     parsed = parse_message(raw)
     assert time.process_time() - started < 5
     assert parsed.text.count("Здравствуйте") >= 400 and "\ufffd" not in parsed.text
+
+
+@pytest.mark.parametrize("content_type", ["multipart/alternative",
+                                          'multipart/alternative; boundary="declared"'])
+def test_multipart_whose_body_uses_another_boundary_is_read_by_it(gw, departments,
+                                                                  content_type):
+    body = (b"--used\r\nContent-Type: text/plain\r\n\r\nThe plain words.\r\n"
+            b"--used\r\nContent-Type: text/html\r\n\r\n<p>The plain words.</p>\r\n--used--\r\n")
+    message = stored(gw, ingest(gw, mail(body, content_type=content_type), PIPE))
+    assert message.text_body.strip() == "The plain words."
+    assert "Content-Type" not in message.text_body and "<p>" in message.html_body
+
+
+def test_nul_never_reaches_the_database(gw, departments):
+    raw = mail(b"before\x00after\r\n", content_type="text/plain; charset=utf-8")
+    assert stored(gw, ingest(gw, raw, PIPE)).text_body.strip() == "beforeafter"

@@ -17,6 +17,7 @@ Pure; the depth of the tree was bounded before this runs.
 """
 from __future__ import annotations
 
+import email.feedparser
 import email.message
 import email.policy
 import mimetypes
@@ -73,9 +74,9 @@ class Found:
         """The ticket text: every body piece in order (HTML read as text); failing
         that, the first other text part."""
         text = "\n".join(t if kind == "plain" else html_to_text(t) for kind, t in self.pieces)
-        if text.strip():
-            return text
-        return next((t for t in self.other_text if t.strip()), text)
+        if not text.strip():
+            text = next((t for t in self.other_text if t.strip()), text)
+        return text.replace("\x00", "")  # PostgreSQL refuses NUL in text
 
 
 class Walker:
@@ -151,8 +152,12 @@ class Walker:
         name = self.filename(part)
         disposition = _disposition(part)
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-        if kind.startswith("multipart/"):  # no boundary: the body is what there is
-            kind = "text/plain"
+        if kind.startswith("multipart/"):  # its boundary is missing or is not the one used
+            inner = _with_boundary_found(part)
+            if inner is not None:
+                self.walk(inner, found, alternative=kind == "multipart/alternative")
+                return
+            kind = "text/plain"  # the body is what there is
         data = self.payload_bytes(part)
         if encoding in UUENCODE:
             decoded = uudecode.decode_part(str(part.get_payload(decode=False)))
@@ -222,6 +227,43 @@ def _raw_view(part: email.message.Message) -> email.message.Message:
         if name.lower() in ("content-type", "content-disposition"):
             view[name] = value
     return view
+
+
+_DELIMITER = re.compile(r"^--([^\s][^\r\n]{0,69}?)[ \t]*\r?$", re.MULTILINE)
+_PART_HEADER = re.compile(r"content-[a-z-]+[ \t]*:", re.IGNORECASE)
+MAX_FOUND_PARTS = 100
+
+
+def _with_boundary_found(part: email.message.Message) -> email.message.Message | None:
+    """A multipart part whose body uses a boundary its header does not declare (or
+    none is declared), parsed again with the boundary its first delimiter line shows
+    — when that boundary closes the body or the line opens a part (a Content-*
+    header follows), and delimits few enough parts."""
+    body = part.get_payload()
+    if not isinstance(body, str):
+        return None
+    first = _DELIMITER.search(body)
+    if first is None:
+        return None
+    boundary = first.group(1)
+    closing = re.compile("^--" + re.escape(boundary) + r"--[ \t]*\r?$", re.MULTILINE)
+    opens_a_part = _PART_HEADER.match(body, first.end() + 1) is not None
+    if not (closing.search(body, first.end()) or opens_a_part) or \
+            body.count("--" + boundary) > MAX_FOUND_PARTS + 1 or '"' in boundary:
+        return None
+    head = f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n'
+    parser = email.feedparser.FeedParser(policy=email.policy.compat32)
+    try:
+        parser.feed(head)
+        parser.feed(body)
+        inner = parser.close()
+    except RecursionError:
+        return None
+    payload = inner.get_payload()
+    if not isinstance(payload, list) or any(
+            isinstance(p.get_payload(), list) for p in payload):
+        return None  # found parts: yes; nested containers from a guess: no
+    return inner
 
 
 def _cut(data: bytes) -> bytes:

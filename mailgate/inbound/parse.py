@@ -463,7 +463,7 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
     found = Found()
     Walker(reader, hint, lambda part: _payload_bytes(part, raw, set_aside),
            lambda part: _serialize(part, raw, set_aside)).walk(msg, found)
-    html_parts = [_unix_newlines(p) for p in found.html]
+    html_parts = [_unix_newlines(p).replace("\x00", "") for p in found.html]
     html = sanitize_html("\n".join(html_parts)) if html_parts else None
     text = _unix_newlines(found.text())
     notes.extend(reader.notes[:5])
