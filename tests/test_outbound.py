@@ -1,7 +1,6 @@
 """Outbound mail through the durable outbox, against a real SMTP relay on loopback."""
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
 import threading
@@ -16,21 +15,11 @@ from mailgate.outbound import notify
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
 from tests.mails import make_mail
+from tests.servers.clock import Clock
 from tests.servers.relay import RecordingRelay
 
 PIPE = Envelope("pipe")
 CUSTOMER = "customer@example.org"
-
-
-class Clock:
-    def __init__(self):
-        self.now = dt.datetime.now(dt.timezone.utc)
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += dt.timedelta(**delta)
 
 
 @pytest.fixture

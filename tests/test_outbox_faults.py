@@ -37,6 +37,7 @@ from mailgate.outbound.journal import DeliveryJournal, Entry, Presence
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
 from mailgate.storage import BlobStore, Staged
+from tests.servers.clock import Clock
 from tests.mails import make_mail
 from tests.servers.daemon import DaemonProcess, DaemonThread
 from tests.servers.relay import RecordingRelay, free_port
@@ -44,17 +45,6 @@ from tests.servers.tcpproxy import TcpProxy
 from tests.test_daemon_process import setup_support, write_config
 
 PIPE = Envelope("pipe")
-
-
-class Clock:
-    def __init__(self):
-        self.now = dt.datetime.now(dt.timezone.utc)
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, **delta):
-        self.now += dt.timedelta(**delta)
 
 
 @pytest.fixture
