@@ -65,7 +65,8 @@ UNKNOWN = {"", "unknown", "unknown-8bit", "x-unknown", "default", "charset", "no
 DETECTABLE = ("cp1252", "utf_8", "cp1250", "cp1251", "koi8_r", "koi8_u", "cp1253", "cp1254",
               "cp1255", "cp1256", "cp1257", "cp1258", "iso8859_2", "iso8859_5", "iso8859_7",
               "iso8859_15", "gb18030", "cp950", "big5hkscs", "cp932", "euc_jp", "cp949",
-              "cp874", "mac_roman")
+              "cp874")  # not mac_roman: charset-normalizer 3.5 prefers it for Latin-1 German
+                        # ("Frˆsche"); Mac mail declares its charset anyway
 DETECT_BYTES = 16 * 1024  # sample given to the detector
 DETECT_CALLS = 8  # per message; past that, Windows-1252
 DETECT_FROM = 4  # 8-bit bytes; fewer say too little to tell a charset (`r\xe1pido`)
