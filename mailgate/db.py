@@ -171,6 +171,12 @@ def make_engine(url: str, pool_size: int = 10, bounded: bool = True) -> Engine:
                          connect_args=connect_args)
 
 
+def as_temporary(error: BaseException) -> TemporaryFailure:
+    """The TemporaryFailure a temporary database error (`is_temporary`) is raised as."""
+    return TemporaryFailure(f"database: {error.__class__.__name__}: "
+                            f"{str(error).splitlines()[0]}")
+
+
 def is_temporary(error: BaseException) -> bool:
     """Database errors that a retry can cure: unreachable server, lost connection, lock."""
     if isinstance(error, (exc.OperationalError, exc.InterfaceError)):
@@ -205,8 +211,7 @@ class Database:
         except BaseException as error:
             session.rollback()
             if is_temporary(error):
-                raise TemporaryFailure(f"database: {error.__class__.__name__}: "
-                                       f"{str(error).splitlines()[0]}") from error
+                raise as_temporary(error) from error
             raise
         finally:
             session.close()

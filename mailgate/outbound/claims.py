@@ -26,8 +26,7 @@ from sqlalchemy import and_, or_, select, text, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ..db import Database, is_temporary
-from ..errors import TemporaryFailure
+from ..db import Database, as_temporary, is_temporary
 from ..models import Outbox
 
 LEASE = dt.timedelta(minutes=2)
@@ -94,8 +93,7 @@ class Claim:
             with contextlib.suppress(Exception):
                 session.rollback()
             if is_temporary(error):
-                raise TemporaryFailure(f"database: {error.__class__.__name__}: "
-                                       f"{str(error).splitlines()[0]}") from error
+                raise as_temporary(error) from error
             raise
         finally:
             session.close()
@@ -151,8 +149,7 @@ class Claimer:
                 conn.invalidate()  # it may hold an advisory lock: never back into the pool
                 conn.close()
             if is_temporary(error):
-                raise TemporaryFailure(f"database: {error.__class__.__name__}: "
-                                       f"{str(error).splitlines()[0]}") from error
+                raise as_temporary(error) from error
             raise
         if row is None:
             conn.close()
