@@ -7,7 +7,7 @@ department **and** one proof holds:
    notification we sent that agent (or the department's team address) about this
    ticket (`signing.py`), or
 2. an Authentication-Results header written by our own mail boundary shows
-   DMARC (or aligned DKIM/SPF) pass for the agent's domain (`inbound/authres.py`).
+   DMARC (or aligned DKIM/SPF) pass for the agent's domain (`mail/authres.py`).
 (`proof.py` checks both.)
 
 A verified agent's reply has its quoted history cut; commands at its top are
@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 from . import sla, tickets
 from .apply import store_message
 from .config import Settings
-from .headers import normalize_address
-from .inbound.commands import Command, split_commands
-from .inbound.parse import ParsedMessage
-from .inbound.quotes import strip_quoted
+from .mail.headers import normalize_address
+from .mail.commands import Command, split_commands
+from .mail.parse import ParsedMessage
+from .mail.quotes import strip_quoted
 from .models import Agent, Contact, Department, Inbound, Participant, Ticket
 from .outbound import notify
 from .signing import TEAM, signer_for

@@ -12,16 +12,16 @@ from sqlalchemy.orm import Session
 
 from . import tickets
 from .config import Settings
-from .headers import normalize_address
-from .inbound.attachments import Refused, screen
-from .inbound.commands import split_commands
-from .inbound.language import guess_locale
-from .inbound.parse import ParsedMessage
-from .inbound.quotes import strip_quoted
+from .mail.headers import normalize_address
+from .mail.attachments import Refused, screen
+from .mail.commands import split_commands
+from .mail.language import guess_locale
+from .mail.parse import ParsedMessage
+from .mail.quotes import strip_quoted
 from .models import Attachment, Contact, Inbound, Message, Ticket
 from .proof import Proof
 from .storage import Storage
-from .threading.resolve import Decision
+from .mail.threads import Decision
 
 # A customer's reply moves a ticket that was waiting on them back to the agents.
 REOPEN_ON_REPLY = {"answered": "open", "resolved": "open"}

@@ -27,13 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from .threading.token import ticket_number
-
-STATUSES = ("new", "open", "in_progress", "answered", "resolved", "closed")
-PRIORITIES = ("low", "normal", "high", "urgent")
-MESSAGE_KINDS = ("customer_reply", "agent_reply", "internal_note", "system")
-SOURCES = ("pipe", "smtp", "lmtp", "imap", "retry")
-OUTCOMES = ("new", "appended", "duplicate", "ignored", "bounce", "quarantined")
+from .mail.tokens import ticket_number
 
 
 def utcnow() -> dt.datetime:
@@ -161,7 +155,7 @@ class Ticket(Base):
 
     @property
     def number(self) -> str:
-        """The public number: derived from the id, with a check digit (threading/token.py)."""
+        """The public number: derived from the id, with a check digit (mail/tokens.py)."""
         return ticket_number(self.id)
 
 

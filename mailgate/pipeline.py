@@ -24,19 +24,19 @@ from . import agent_mail, quarantine, sla, tickets
 from .apply import apply, requester_address
 from .errors import MessageRejected, TemporaryFailure
 from .gateway import Gateway
-from .inbound import authres, guard, route
-from .headers import normalize_address
-from .inbound.commands import split_commands
-from .inbound.parse import ParsedMessage
-from .inbound.quotes import strip_quoted
-from .inbound.precheck import header_block, precheck
+from .mail import authres, guard, route
+from .mail.headers import normalize_address
+from .mail.commands import split_commands
+from .mail.parse import ParsedMessage
+from .mail.quotes import strip_quoted
+from .mail.precheck import header_block, precheck
 from .models import Inbound, Outbox, Quarantine, utcnow
 from .outbound import bounces, notify
 from .proof import Proof
 from .signing import signer_for
 from .storage import sha256_hex
-from .threading import resolve
-from .threading.token import find_tokens
+from .mail import threads as resolve
+from .mail.tokens import find_tokens
 
 log = logging.getLogger("mailgate.pipeline")
 

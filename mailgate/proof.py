@@ -5,7 +5,7 @@ its author only by
 1. answering mail we sent that person: In-Reply-To/References carry a Message-ID
    we signed for this ticket and reader (`signing.py`) that has not expired, or
 2. our own mail boundary's Authentication-Results: DMARC (or aligned DKIM/SPF)
-   passed for the author's domain (`inbound/authres.py`).
+   passed for the author's domain (`mail/authres.py`).
 Agents need a proof for anything they do by mail (`agent_mail.py`); customers
 need one for a command (`#close`), never for adding text (`apply.py`).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from .inbound.authres import Check, proves
+from .mail.authres import Check, proves
 from .signing import TEAM, Reader, Signer
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 
-from .models import PRIORITIES
+from .vocabulary import PRIORITIES
 from .worktime import WorkCalendar, calendar_from_config
 
 KINDS = ("first_response", "next_response", "resolution")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from .headers import split_plus
+from .mail.headers import split_plus
 from .models import (
     Address,
     Agent,
@@ -24,8 +24,8 @@ from .models import (
     TicketEvent,
     utcnow,
 )
-from .threading.resolve import TicketView
-from .threading.token import FIRST_SEQUENCE, format_token, is_valid_number
+from .mail.threads import TicketView
+from .mail.tokens import FIRST_SEQUENCE, format_token, is_valid_number
 
 
 class NotFound(LookupError):

@@ -7,8 +7,8 @@ import os
 import stat
 
 from mailgate.config import ConfigError, Settings, load_settings
-from mailgate.inbound.authres import dmarc_failed, proves, read_boundary
-from mailgate.inbound.commands import split_commands
+from mailgate.mail.authres import dmarc_failed, proves, read_boundary
+from mailgate.mail.commands import split_commands
 from mailgate.signing import Reader, SecretError, Signer, load_secret, visible_to
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)

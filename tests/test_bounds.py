@@ -24,9 +24,9 @@ from sqlalchemy import select
 from mailgate.config import LimitSettings
 from mailgate.errors import MessageRejected
 from mailgate.gateway import Gateway
-from mailgate.inbound.parse import clean_filename, parse_message
-from mailgate.inbound.precheck import Truncated, precheck
-from mailgate.inbound.sniff import examine
+from mailgate.mail.parse import clean_filename, parse_message
+from mailgate.mail.precheck import Truncated, precheck
+from mailgate.mail.sniff import examine
 from mailgate.inbound.workers import ParserPool
 from mailgate.models import Attachment, Contact, Message, Quarantine, TicketEvent
 from mailgate.pipeline import Envelope, ingest

@@ -22,15 +22,15 @@ from sqlalchemy import select
 from mailgate import tickets as ops
 from mailgate.cli import main
 from mailgate.config import LimitSettings
-from mailgate.inbound.attachments import refusal
-from mailgate.inbound.bodies import Found, choose_alternative
-from mailgate.inbound.charsets import Reader, codec_for
-from mailgate.inbound.parse import ParsedAttachment, parse_message
-from mailgate.inbound.sanitize import html_to_text
-from mailgate.inbound.senders import repair_headers
-from mailgate.inbound.sniff import sniff
-from mailgate.inbound.uudecode import extract
-from mailgate.inbound.words import decode
+from mailgate.mail.attachments import refusal
+from mailgate.mail.bodies import Found, choose_alternative
+from mailgate.mail.charsets import Reader, codec_for
+from mailgate.mail.parse import ParsedAttachment, parse_message
+from mailgate.mail.sanitize import html_to_text
+from mailgate.mail.senders import repair_headers
+from mailgate.mail.sniff import sniff
+from mailgate.mail.uudecode import extract
+from mailgate.mail.words import decode
 from mailgate.models import Inbound, Message, Quarantine, TicketEvent
 from mailgate.pipeline import Envelope, ingest, retry_quarantined
 from mailgate.storage import sha256_hex

@@ -1,8 +1,8 @@
 """The guard as a table: headers in, category out (no database)."""
 import pytest
 
-from mailgate.inbound.guard import judge
-from mailgate.inbound.parse import parse_message
+from mailgate.mail.guard import judge
+from mailgate.mail.parse import parse_message
 from tests.mails import make_mail
 
 OWN = {"support@example.com"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mailgate.inbound.language import guess_locale
+from mailgate.mail.language import guess_locale
 from mailgate.models import Contact, Outbox
 from mailgate.pipeline import Envelope, ingest
 from tests.mails import make_mail

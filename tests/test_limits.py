@@ -5,7 +5,7 @@ import pytest
 
 from mailgate.config import LimitSettings
 from mailgate.errors import MessageRejected
-from mailgate.inbound.precheck import precheck
+from mailgate.mail.precheck import precheck
 from mailgate.inbound.workers import ParserPool
 from tests.mails import make_mail
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from mailgate import tickets as ops
 from mailgate.models import Attachment, Inbound, Message, Quarantine, Ticket, TicketEvent
 from mailgate.pipeline import Envelope, ingest
-from mailgate.threading.token import format_token
+from mailgate.mail.tokens import format_token
 from tests.mails import make_mail
 
 PIPE = Envelope("pipe")

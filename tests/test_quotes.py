@@ -4,7 +4,7 @@ from textwrap import dedent
 
 import pytest
 
-from mailgate.inbound.quotes import SEPARATOR, strip_quoted
+from mailgate.mail.quotes import SEPARATOR, strip_quoted
 from tests.conftest import CORPUS
 
 SIG = "--\x20"  # the signature line "-- ", written so no editor trims its space

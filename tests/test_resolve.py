@@ -4,7 +4,7 @@ import datetime as dt
 import pytest
 
 from mailgate.config import ThreadingSettings
-from mailgate.threading.resolve import TicketView, decide
+from mailgate.mail.threads import TicketView, decide
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
 OPEN = TicketView(1, "100017", "open", frozenset({"c@x.org", "cc@x.org"}))

@@ -13,7 +13,7 @@ from html.parser import HTMLParser
 import pytest
 
 from mailgate.config import Settings
-from mailgate.inbound.quotes import strip_quoted
+from mailgate.mail.quotes import strip_quoted
 from mailgate.outbound import render
 from mailgate.outbound.render import BUILTIN, Templates
 from mailgate.outbound.samples import SAMPLES

@@ -1,7 +1,7 @@
 """Tracking tokens: the check digit and what mail clients do to subjects."""
 import pytest
 
-from mailgate.threading.token import (
+from mailgate.mail.tokens import (
     damm,
     find_tokens,
     format_token,

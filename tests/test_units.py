@@ -2,12 +2,12 @@
 import pytest
 
 from mailgate.config import LimitSettings
-from mailgate.headers import message_ids, normalize_address, one_line, safe_filename, split_plus
-from mailgate.inbound import route
-from mailgate.inbound.attachments import refusal
-from mailgate.inbound.parse import ParsedAttachment, parse_message
-from mailgate.inbound.sanitize import html_to_text, sanitize_html
-from mailgate.inbound.sniff import sniff
+from mailgate.mail.headers import message_ids, normalize_address, one_line, safe_filename, split_plus
+from mailgate.mail import route
+from mailgate.mail.attachments import refusal
+from mailgate.mail.parse import ParsedAttachment, parse_message
+from mailgate.mail.sanitize import html_to_text, sanitize_html
+from mailgate.mail.sniff import sniff
 from tests.mails import make_mail
 
 

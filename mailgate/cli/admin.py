@@ -5,7 +5,7 @@ import tomllib
 
 from sqlalchemy import select
 
-from ..headers import normalize_address
+from ..mail.headers import normalize_address
 from ..models import Address, Agent, Contact, Department
 from ..phones import normalize_phone
 from ..tickets import department_by_key

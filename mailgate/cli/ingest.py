@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import TemporaryFailure
-from ..headers import normalize_address
-from ..inbound.precheck import Truncated
+from ..mail.headers import normalize_address
+from ..mail.precheck import Truncated
 from ..pipeline import Envelope, ingest
 from .common import EX_DATAERR, EX_NOINPUT, EX_OK, EX_TEMPFAIL, gateway, print_json
 

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from .. import sla
 from .. import tickets as ops
 from ..outbound import notify
-from ..models import PRIORITIES, STATUSES, Contact, Department, Inbound, Ticket
+from ..vocabulary import PRIORITIES, STATUSES
+from ..models import Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
 from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
 

@@ -26,7 +26,7 @@ from .. import tickets
 from ..config import Settings
 from ..db import deadline
 from ..errors import TemporaryFailure
-from ..headers import normalize_address, one_line, split_plus
+from ..mail.headers import normalize_address, one_line, split_plus
 from ..outbound import bounces
 from ..pipeline import Envelope
 from .intake import Intake

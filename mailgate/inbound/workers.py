@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import MessageRejected
-from .parse import ParsedMessage, parse_message
+from ..mail.parse import ParsedMessage, parse_message
 
 log = logging.getLogger(__name__)
 PROGRESS, REPLY = b"P", b"R"

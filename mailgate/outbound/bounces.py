@@ -22,8 +22,8 @@ import flufl.bounce
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..headers import split_plus
-from ..inbound.parse import DeliveryReport
+from ..mail.headers import split_plus
+from ..mail.parse import DeliveryReport
 from ..models import Suppression, utcnow
 from ..signing import Signer
 

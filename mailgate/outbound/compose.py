@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Callable
 
-from ..headers import message_ids, normalize_address, one_line, safe_filename
+from ..mail.headers import message_ids, normalize_address, one_line, safe_filename
 from .render import Rendered
 
 AUTOMATIC_SUPPRESS = "All"

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..inbound.attachments import refused_views
+from ..mail.attachments import refused_views
 from ..localdates import language
 from ..service import ALWAYS_UTC
 from ..models import Address, Agent, Contact, Department, Message, Outbox, Participant, Suppression, Ticket

@@ -30,7 +30,7 @@ from jinja2 import (
 )
 
 from ..config import Settings
-from ..headers import one_line
+from ..mail.headers import one_line
 from ..localdates import format_date, format_datetime, language, to_persian_digits
 
 log = logging.getLogger("mailgate.templates")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..headers import normalize_address
-from ..models import PRIORITIES, STATUSES
+from .headers import normalize_address
+from ..vocabulary import PRIORITIES, STATUSES
 
 _COMMAND = re.compile(r"^\s*#([A-Za-z_]+)\b[ \t]*(.*?)\s*$")
 

@@ -20,6 +20,7 @@ import email.header
 import email.message
 import email.policy
 import email.utils
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -27,8 +28,7 @@ from dataclasses import dataclass, field
 from mailparser.utils import get_addresses
 
 from ..errors import MessageRejected
-from ..headers import first_message_id, message_ids, normalize_address, one_line, safe_filename
-from ..storage import sha256_hex
+from .headers import first_message_id, message_ids, normalize_address, one_line, safe_filename
 from . import words
 from .bodies import File, Walker, Found, declared_charset
 from .charsets import Reader
@@ -267,7 +267,7 @@ def _attachment(name: str, content_type: str, data: bytes, content_id: str | Non
     found = examine(data, content_type)
     return ParsedAttachment(
         filename=clean_filename(name), content_type=content_type, data=data,
-        sniffed_type=found.type, sha256=sha256_hex(data), content_id=content_id,
+        sniffed_type=found.type, sha256=hashlib.sha256(data).hexdigest(), content_id=content_id,
         inline=inline, hazard=found.hazard, hazard_detail=found.detail)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..headers import normalize_address, split_plus
+from .headers import normalize_address, split_plus
 from .parse import ParsedMessage
 
 

@@ -20,7 +20,7 @@ import email.message
 import re
 from dataclasses import dataclass
 
-from ..headers import normalize_address
+from .headers import normalize_address
 from .charsets import Reader
 from .words import decode
 
