@@ -402,7 +402,7 @@ def _build_imap(tables: Any, env: dict, problems: list) -> tuple[ImapAccount, ..
     return tuple(accounts)
 
 
-def _split_hostport(value: str) -> tuple[str, int] | None:
+def split_hostport(value: str) -> tuple[str, int] | None:
     host, _, port = value.rpartition(":")
     host = host.strip("[]")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -423,7 +423,7 @@ def _check_values(settings: Settings, problems: list) -> None:
     addresses += [("lmtp.listen", a) for a in settings.lmtp.listen] + [("http.listen",
                                                                          settings.http.listen)]
     for key, value in addresses:
-        if _split_hostport(value) is None:
+        if split_hostport(value) is None:
             problems.append((key, f"not host:port: {value!r}"))
     if bool(settings.smtp.tls_cert) != bool(settings.smtp.tls_key):
         problems.append(("smtp.tls_cert", "tls_cert and tls_key go together"))

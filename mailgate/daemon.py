@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import jobs
-from .config import ConfigError, Settings, _split_hostport, load_settings
+from .config import ConfigError, Settings, split_hostport, load_settings
 from .gateway import Gateway
 from .inbound.delivery import DeliveryPool
 from .inbound.imap import MailboxPoller
@@ -55,7 +55,7 @@ class Daemon:
         self.settings = settings
         self.config_path = config_path
         self.metrics = Metrics()
-        self.gw = gateway or Gateway(settings.replace(limits={"parse_workers": 0}))
+        self.gw = gateway or Gateway(settings)
         self.delivery = DeliveryPool(self.gw, settings.daemon.delivery_workers
                                      or 2 * (os.cpu_count() or 1))
         self.intake = Intake(self.gw, self.metrics, self.delivery.ingest,
@@ -113,13 +113,13 @@ class Daemon:
         return make
 
     async def _listen(self, kind: str, address: str, factory) -> None:
-        host, port = _split_hostport(address)
+        host, port = split_hostport(address)
         server = await self._loop.create_server(factory, host, port)
         self.servers.append(server)
         self.addresses[kind].extend(s.getsockname()[:2] for s in server.sockets)
 
     async def _listen_http(self, address: str) -> None:
-        host, port = _split_hostport(address)
+        host, port = split_hostport(address)
         server = await asyncio.start_server(self._http, host, port, limit=HTTP_HEAD_LIMIT)
         self.servers.append(server)
         self.addresses["http"].extend(s.getsockname()[:2] for s in server.sockets)

@@ -2,30 +2,50 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from typing import Callable, Protocol
 
 from .config import Settings
 from .db import Database
-from .inbound.workers import ParserPool
+from .errors import MessageRejected
+from .mail.parse import ParsedMessage, parse_or_reject
 from .models import utcnow
 from .storage import Storage
 
 
+class Parser(Protocol):
+    def parse(self, raw: bytes) -> ParsedMessage: ...
+    def close(self) -> None: ...
+
+
+class InProcessParser:
+    """Parse in this process, with no time or memory bound of its own: for processes
+    that are the bound themselves (the daemon's delivery workers) and for admin
+    commands. `inbound.workers.ParserPool` is the bounded one."""
+
+    def __init__(self, max_depth: int, max_parts: int):
+        self.max_depth, self.max_parts = max_depth, max_parts
+
+    def parse(self, raw: bytes) -> ParsedMessage:
+        reply = parse_or_reject(raw, self.max_depth, self.max_parts)
+        if isinstance(reply, MessageRejected):
+            raise reply
+        return reply
+
+    def close(self) -> None:
+        pass
+
+
 class Gateway:
     def __init__(self, settings: Settings, database: Database | None = None,
-                 parser: ParserPool | None = None,
+                 parser: Parser | None = None,
                  clock: Callable[[], dt.datetime] = utcnow):
         self.settings = settings
         self.db = database or Database(settings.database_url, settings.database.pool_size)
         self.storage = Storage(settings.storage.dir, fsync=settings.storage.fsync)
-        limits = settings.limits
-        self._owns_parser = parser is None
-        self.parser = parser or ParserPool(limits.parse_workers, limits.parse_timeout,
-                                           limits.parse_memory, limits.max_depth,
-                                           limits.max_parts)
+        self.parser = parser or InProcessParser(settings.limits.max_depth,
+                                                settings.limits.max_parts)
         self.now = clock
 
     def close(self) -> None:
-        if self._owns_parser:
-            self.parser.close()
+        """Close what the gateway opened; a parser passed in is the caller's to close."""
         self.db.dispose()

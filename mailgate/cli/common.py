@@ -26,10 +26,18 @@ class CommandError(Exception):
 
 @contextlib.contextmanager
 def gateway(settings: Settings, parse_workers: int | None = None) -> Iterator[Gateway]:
-    """A Gateway on an up-to-date schema (an empty database is initialised)."""
-    if parse_workers is not None:
-        settings = settings.replace(limits={"parse_workers": parse_workers})
-    gw = Gateway(settings)
+    """A Gateway on an up-to-date schema (an empty database is initialised). With
+    parse workers (`[limits] parse_workers`, unless `parse_workers` says otherwise),
+    parsing runs in bounded worker processes; with 0, in this process."""
+    limits = settings.limits
+    workers = limits.parse_workers if parse_workers is None else parse_workers
+    pool = None
+    if workers:
+        # imported here: most commands parse nothing, and CLI start-up time matters
+        from ..inbound.workers import ParserPool
+        pool = ParserPool(workers, limits.parse_timeout, limits.parse_memory,
+                          limits.max_depth, limits.max_parts)
+    gw = Gateway(settings, parser=pool)
     try:
         gw.db.ensure_schema()
         yield gw
@@ -37,6 +45,8 @@ def gateway(settings: Settings, parse_workers: int | None = None) -> Iterator[Ga
         raise CommandError(str(error), EX_DATAERR) from error
     finally:
         gw.close()
+        if pool is not None:
+            pool.close()
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ def _delivery_main(conn, settings: Settings) -> None:
     setup_logging(settings.log)  # a fresh process: the daemon's set-up is not inherited
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
     limit_memory(settings.limits.parse_memory)
-    gw = Gateway(settings.replace(limits={"parse_workers": 0}))
+    gw = Gateway(settings)
 
     def handle(request: bytes, progress):
         raw, envelope = pickle.loads(request)

@@ -7,8 +7,8 @@ daemon, and a worker that overruns its time is killed and replaced.
 `WorkerPool` is the mechanism: long-lived processes, one request at a time each.
 A worker may report progress (stages) before its reply, and every stage has its
 own time limit, so the caller knows where a lost worker stopped. Two pools use it:
-- `ParserPool`: parse only (the command line and tests run the rest in-process);
-- `daemon.DeliveryPool`: the whole pipeline per message, so that the daemon's
+- `ParserPool`: parse only (`mailgate ingest` and tests run the rest in-process);
+- `delivery.DeliveryPool`: the whole pipeline per message, so that the daemon's
   work spreads over all cores instead of one interpreter lock.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import MessageRejected
-from ..mail.parse import ParsedMessage, parse_message
+from ..mail.parse import ParsedMessage, parse_or_reject
 
 log = logging.getLogger(__name__)
 PROGRESS, REPLY = b"P", b"R"
@@ -182,27 +182,16 @@ class WorkerPool:
 
 # -- parsing --------------------------------------------------------------------
 
-def _parse_one(raw: bytes, max_depth: int, max_parts: int) -> ParsedMessage | MessageRejected:
-    try:
-        return parse_message(raw, max_depth, max_parts)
-    except MessageRejected as exc:
-        return exc
-    except MemoryError:
-        return MessageRejected("parsing needed more memory than the limit allows", "limit")
-    except RecursionError:
-        return MessageRejected("MIME nesting too deep to parse", "limit")
-    except Exception as exc:  # the parser's bug, reported with the message kept
-        return MessageRejected(f"parser failed: {exc.__class__.__name__}: {exc}"[:500], "parse")
-
-
 def _parser_main(conn, memory_limit: int, max_depth: int, max_parts: int) -> None:
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
     limit_memory(memory_limit)
-    serve(conn, lambda raw, progress: _parse_one(raw, max_depth, max_parts))
+    serve(conn, lambda raw, progress: parse_or_reject(raw, max_depth, max_parts))
 
 
 class ParserPool:
-    """`parse(raw)` in one of `size` worker processes; size 0 parses in-process (no bound)."""
+    """`parse(raw)` in one of `size` worker processes; size 0 parses in-process (no bound).
+    The command line's `ingest` uses it; the daemon's delivery workers are the bound
+    themselves and parse in-process (`gateway.InProcessParser`)."""
 
     def __init__(self, size: int = 2, timeout: float = 20.0, memory_limit: int = 0,
                  max_depth: int = 20, max_parts: int = 500):
@@ -215,7 +204,7 @@ class ParserPool:
 
     def parse(self, raw: bytes) -> ParsedMessage:
         if self._pool is None:
-            reply = _parse_one(raw, self.max_depth, self.max_parts)
+            reply = parse_or_reject(raw, self.max_depth, self.max_parts)
         else:
             try:
                 reply = self._pool.call(raw, (self.timeout,))

@@ -506,3 +506,19 @@ def parse_message(raw: bytes, max_depth: int = 20, max_parts: int = 500) -> Pars
         sender_verified=sender.verified,
         notes=notes,
     )
+
+
+def parse_or_reject(raw: bytes, max_depth: int = 20, max_parts: int = 500
+                    ) -> ParsedMessage | MessageRejected:
+    """`parse_message`, with every way it can fail returned as a MessageRejected
+    (a worker process hands it back pickled; a bug in the parser keeps the message)."""
+    try:
+        return parse_message(raw, max_depth, max_parts)
+    except MessageRejected as exc:
+        return exc
+    except MemoryError:
+        return MessageRejected("parsing needed more memory than the limit allows", "limit")
+    except RecursionError:
+        return MessageRejected("MIME nesting too deep to parse", "limit")
+    except Exception as exc:  # the parser's bug, reported with the message kept
+        return MessageRejected(f"parser failed: {exc.__class__.__name__}: {exc}"[:500], "parse")
