@@ -1,7 +1,7 @@
 """The guard as a table: headers in, category out (no database)."""
 import pytest
 
-from mailgate.mail.guard import judge
+from mailgate.mail.guard import Category, judge
 from mailgate.mail.parse import parse_message
 from tests.mails import make_mail
 
@@ -14,44 +14,45 @@ def verdict(raw=None, envelope_from=None, sender="Customer <c@x.org>", **headers
 
 
 @pytest.mark.parametrize("headers,category,opens,answers", [
-    ({}, "normal", True, True),
-    ({"auto_submitted": "no"}, "normal", True, True),
-    ({"auto_submitted": "auto-replied"}, "auto_reply", False, False),
-    ({"auto_submitted": "auto-generated; owner-email=x@y"}, "auto_reply", False, False),
-    ({"x_autoreply": "yes"}, "auto_reply", False, False),
-    ({"x_autorespond": "vacation"}, "auto_reply", False, False),
-    ({"precedence": "bulk"}, "list", True, False),
-    ({"precedence": "junk"}, "list", True, False),
-    ({"precedence": "list"}, "list", True, False),
-    ({"list_id": "<x.lists.example>"}, "list", True, False),
-    ({"list_unsubscribe": "<mailto:u@x>"}, "list", True, False),
-    ({"x_auto_response_suppress": "All"}, "normal", True, False),
-    ({"sender": "MAILER-DAEMON@mx.example"}, "bounce", False, False),
-    ({"sender": "postmaster@mx.example"}, "bounce", False, False),
-    ({"sender": "users-request@lists.example"}, "auto_reply", False, False),
-    ({"sender": "owner-users@lists.example"}, "auto_reply", False, False),
-    ({"sender": "LISTSERV@lists.example"}, "auto_reply", False, False),
-    ({"sender": "majordomo@lists.example"}, "auto_reply", False, False),
-    ({"sender": "noreply@shop.example"}, "normal", True, False),
-    ({"sender": "support@example.com"}, "loop", False, False),
-    ({"x_mailgate_loop": "mg-test"}, "loop", False, False),
-    ({"x_mailgate_loop": "another-installation"}, "normal", True, True),
+    ({}, Category.NORMAL, True, True),
+    ({"auto_submitted": "no"}, Category.NORMAL, True, True),
+    ({"auto_submitted": "auto-replied"}, Category.AUTO_REPLY, False, False),
+    ({"auto_submitted": "auto-generated; owner-email=x@y"}, Category.AUTO_REPLY, False, False),
+    ({"x_autoreply": "yes"}, Category.AUTO_REPLY, False, False),
+    ({"x_autorespond": "vacation"}, Category.AUTO_REPLY, False, False),
+    ({"precedence": "bulk"}, Category.LIST, True, False),
+    ({"precedence": "junk"}, Category.LIST, True, False),
+    ({"precedence": "list"}, Category.LIST, True, False),
+    ({"list_id": "<x.lists.example>"}, Category.LIST, True, False),
+    ({"list_unsubscribe": "<mailto:u@x>"}, Category.LIST, True, False),
+    ({"x_auto_response_suppress": "All"}, Category.NORMAL, True, False),
+    ({"sender": "MAILER-DAEMON@mx.example"}, Category.BOUNCE, False, False),
+    ({"sender": "postmaster@mx.example"}, Category.BOUNCE, False, False),
+    ({"sender": "users-request@lists.example"}, Category.AUTO_REPLY, False, False),
+    ({"sender": "owner-users@lists.example"}, Category.AUTO_REPLY, False, False),
+    ({"sender": "LISTSERV@lists.example"}, Category.AUTO_REPLY, False, False),
+    ({"sender": "majordomo@lists.example"}, Category.AUTO_REPLY, False, False),
+    ({"sender": "noreply@shop.example"}, Category.NORMAL, True, False),
+    ({"sender": "support@example.com"}, Category.LOOP, False, False),
+    ({"x_mailgate_loop": "mg-test"}, Category.LOOP, False, False),
+    ({"x_mailgate_loop": "another-installation"}, Category.NORMAL, True, True),
 ])
 def test_categories(headers, category, opens, answers):
     v = verdict(**headers)
     assert (v.category, v.may_open_ticket, v.may_autorespond) == (category, opens, answers)
+    assert type(v.category) is Category
 
 
 def test_null_reverse_path_is_automatic():
     v = verdict(envelope_from="")
-    assert v.category == "auto_reply" and not v.may_autorespond
+    assert v.category is Category.AUTO_REPLY and not v.may_autorespond
 
 
 def test_too_many_received_headers_is_a_loop():
     raw = b"".join(b"Received: from h%d\r\n" % i for i in range(101)) + make_mail()
-    assert verdict(raw).category == "loop"
+    assert verdict(raw).category is Category.LOOP
     raw = b"".join(b"Received: from h%d\r\n" % i for i in range(100)) + make_mail()
-    assert verdict(raw).category == "normal"
+    assert verdict(raw).category is Category.NORMAL
 
 
 def test_read_receipt_and_dsn():
@@ -62,7 +63,7 @@ def test_read_receipt_and_dsn():
            b"Original-Message-ID: <ack@x>\r\nDisposition: manual-action/MDN-sent-manually; "
            b"displayed\r\n--B--\r\n")
     v = verdict(mdn)
-    assert v.category == "mdn" and not v.may_open_ticket
+    assert v.category is Category.MDN and not v.may_open_ticket
     assert parse_message(mdn).mdn_original_id == "<ack@x>"
 
 
@@ -75,6 +76,6 @@ def test_real_world_dsns_are_bounces(name):
     from tests.conftest import CORPUS
 
     raw = (CORPUS / name).read_bytes()
-    assert verdict(raw).category == "bounce", name
+    assert verdict(raw).category is Category.BOUNCE, name
     report = parse_message(raw).report
     assert report is not None and report.recipients, name

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from mailgate.config import LimitSettings
-from mailgate.errors import MessageRejected
+from mailgate.errors import MessageRejected, Rejection
 from mailgate.mail.precheck import precheck
 from mailgate.inbound.workers import ParserPool
 from tests.mails import make_mail
@@ -59,9 +59,15 @@ def tight_pool():
 def test_deep_nesting_is_refused_and_the_worker_survives(tight_pool):
     with pytest.raises(MessageRejected, match="nesting"):
         tight_pool.parse(nested(1200))
-    with pytest.raises(MessageRejected, match="depth 31 exceeds 20"):
+    with pytest.raises(MessageRejected, match="depth 31 exceeds 20") as caught:
         tight_pool.parse(nested(30))
+    assert caught.value.kind is Rejection.LIMIT  # still the member after crossing processes
     assert tight_pool.parse(make_mail(subject="after")).subject == "after"
+
+
+def test_a_rejection_kind_given_as_its_string_is_the_member():
+    assert MessageRejected("no department", "route").kind is Rejection.ROUTE
+    assert MessageRejected("over the limit").kind is Rejection.LIMIT
 
 
 def test_parse_over_time_is_killed_and_worker_replaced(tight_pool):

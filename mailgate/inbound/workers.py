@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..errors import MessageRejected
+from ..errors import MessageRejected, Rejection
 from ..mail.parse import ParsedMessage, parse_or_reject
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def serve(conn, handle: Callable[[bytes, Callable[[], None]], Any]) -> None:
         try:
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except MemoryError:
-            data = pickle.dumps(MessageRejected("reply too large to hand back", "limit"))
+            data = pickle.dumps(MessageRejected("reply too large to hand back", Rejection.LIMIT))
         conn.send_bytes(REPLY + data)
 
 
@@ -209,7 +209,7 @@ class ParserPool:
             try:
                 reply = self._pool.call(raw, (self.timeout,))
             except WorkerLost as lost:
-                raise MessageRejected(f"parsing {lost.reason}", "limit") from lost
+                raise MessageRejected(f"parsing {lost.reason}", Rejection.LIMIT) from lost
         if isinstance(reply, MessageRejected):
             raise reply
         return reply

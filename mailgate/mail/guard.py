@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from .parse import ParsedMessage
 
@@ -19,21 +20,33 @@ BOUNCE_LOCALPARTS = {"mailer-daemon", "postmaster"}
 # ticket (a contact form with Reply-To), but is never answered automatically.
 NOREPLY_LOCALPARTS = re.compile(r"^(no-?reply|do-?not-?reply)([+.-].*)?$")
 
+
+class Category(StrEnum):
+    """What kind of mail the guard found (the trace shows the value)."""
+    NORMAL = "normal"
+    LIST = "list"  # list or bulk mail: a ticket, but no acknowledgement
+    AUTO_REPLY = "auto_reply"  # out-of-office etc.: appended to its ticket if it threads
+    BOUNCE = "bounce"
+    MDN = "mdn"  # read receipt
+    LOOP = "loop"  # our own mail coming back: recorded only
+
+
 # category -> (may open a ticket, may be answered automatically)
 CATEGORIES = {
-    "normal": (True, True),
-    "list": (True, False),  # list or bulk mail: a ticket, but no acknowledgement
-    "auto_reply": (False, False),  # out-of-office etc.: appended to its ticket if it threads
-    "bounce": (False, False),
-    "mdn": (False, False),  # read receipt
-    "loop": (False, False),  # our own mail coming back: recorded only
+    Category.NORMAL: (True, True),
+    Category.LIST: (True, False),
+    Category.AUTO_REPLY: (False, False),
+    Category.BOUNCE: (False, False),
+    Category.MDN: (False, False),
+    Category.LOOP: (False, False),
 }
 
 
 @dataclass
 class Verdict:
-    category: str
+    category: Category
     reasons: list[str] = field(default_factory=list)
+    no_autorespond: bool = False
 
     @property
     def may_open_ticket(self) -> bool:
@@ -42,8 +55,6 @@ class Verdict:
     @property
     def may_autorespond(self) -> bool:
         return CATEGORIES[self.category][1] and not self.no_autorespond
-
-    no_autorespond: bool = False
 
 
 def _loop_reasons(msg: ParsedMessage, own_addresses: set[str], instance: str,
@@ -91,25 +102,25 @@ def judge(msg: ParsedMessage, envelope_from: str | None, own_addresses: set[str]
     """Classify a parsed message. `envelope_from` is None when unknown (pipe, IMAP)."""
     loop = _loop_reasons(msg, own_addresses, instance, max_received)
     if loop:
-        return Verdict("loop", loop)
+        return Verdict(Category.LOOP, loop)
     if msg.content_type == "multipart/report":
         if msg.report_type == "delivery-status" or msg.report is not None:
-            return Verdict("bounce", ["multipart/report delivery-status (DSN)"])
+            return Verdict(Category.BOUNCE, ["multipart/report delivery-status (DSN)"])
         if msg.report_type == "disposition-notification":
-            return Verdict("mdn", ["read receipt (disposition-notification)"])
+            return Verdict(Category.MDN, ["read receipt (disposition-notification)"])
     local = (msg.from_addr or "").split("@")[0]
     if local in BOUNCE_LOCALPARTS:
-        return Verdict("bounce", [f"sent by {msg.from_addr}"])
+        return Verdict(Category.BOUNCE, [f"sent by {msg.from_addr}"])
     auto = _auto_reply_reasons(msg, envelope_from)
     if auto:
-        return Verdict("auto_reply", auto)
+        return Verdict(Category.AUTO_REPLY, auto)
     listed = _list_reasons(msg)
     if listed:
-        return Verdict("list", listed, no_autorespond=True)
+        return Verdict(Category.LIST, listed, no_autorespond=True)
     if msg.header("x-auto-response-suppress"):
-        return Verdict("normal", ["X-Auto-Response-Suppress: no acknowledgement"],
+        return Verdict(Category.NORMAL, ["X-Auto-Response-Suppress: no acknowledgement"],
                        no_autorespond=True)
     if NOREPLY_LOCALPARTS.match(local):
-        return Verdict("normal", [f"no-reply sender {msg.from_addr}: no acknowledgement"],
+        return Verdict(Category.NORMAL, [f"no-reply sender {msg.from_addr}: no acknowledgement"],
                        no_autorespond=True)
-    return Verdict("normal", [])
+    return Verdict(Category.NORMAL, [])

@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from ..errors import MessageRejected
+from ..errors import MessageRejected, Rejection
 
 if TYPE_CHECKING:  # the parser workers import this module: keep them light
     from ..config import LimitSettings
@@ -71,13 +71,14 @@ def header_block(raw: bytes) -> bytes:
 
 
 def precheck(raw: bytes, limits: LimitSettings) -> None:
-    """Raise MessageRejected(kind='limit') when a limit is exceeded."""
+    """Raise MessageRejected (kind `Rejection.LIMIT`) when a limit is exceeded, and
+    (`Rejection.UNUSABLE`) when the message is empty."""
     if isinstance(raw, Truncated):
         raise MessageRejected(
             f"over size limit: message of {raw.size} bytes exceeds the limit of "
             f"{limits.max_message_size}; truncated: only its first {len(raw)} bytes are kept")
     if _NOT_SPACE.search(raw) is None:
-        raise MessageRejected("empty message", "unusable")
+        raise MessageRejected("empty message", Rejection.UNUSABLE)
     if len(raw) > limits.max_message_size:
         raise MessageRejected(f"over size limit: message of {len(raw)} bytes exceeds the "
                               f"limit of {limits.max_message_size}")

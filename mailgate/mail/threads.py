@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ..config import ThreadingSettings
+from ..vocabulary import Status
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,17 @@ class TicketView:
     closed_at: dt.datetime | None = None
 
 
+class Action(StrEnum):
+    """What becomes of the message: a ticket of its own, or a part of one found."""
+    NEW = "new"
+    NEW_LINKED = "new_linked"  # a new ticket linked to the one found
+    APPEND = "append"
+    REOPEN = "reopen"
+
+
 @dataclass(frozen=True)
 class Decision:
-    action: str  # append | reopen | new | new_linked
+    action: Action
     ticket: TicketView | None  # the ticket appended to / reopened / linked from
     rule: str  # what found the ticket: subject token | In-Reply-To | References | none
     reason: str
@@ -31,27 +41,27 @@ class Decision:
 
 def decide(token_ticket: TicketView | None, header_ticket: TicketView | None,
            header_rule: str, sender: str | None, now: dt.datetime,
-           settings: ThreadingSettings, sender_is_agent: bool = False) -> Decision:
+           settings: ThreadingSettings) -> Decision:
     """Apply the threading policy to the tickets found by token and by headers."""
     if token_ticket is not None:
         ticket, rule = token_ticket, "subject token"
     elif header_ticket is not None:
         ticket, rule = header_ticket, header_rule
     else:
-        return Decision("new", None, "none", "no token of ours and no known Message-ID")
+        return Decision(Action.NEW, None, "none", "no token of ours and no known Message-ID")
 
-    known = sender_is_agent or (sender is not None and sender in ticket.participants)
+    known = sender is not None and sender in ticket.participants
     if not known and settings.foreign_sender == "new_linked":
-        return Decision("new_linked", ticket, rule,
+        return Decision(Action.NEW_LINKED, ticket, rule,
                         f"{sender} is not a participant of #{ticket.number}; "
                         "policy new_linked opens a linked ticket")
     who = "" if known else f" ({sender} not a participant; policy append)"
 
-    if ticket.status == "closed":
+    if ticket.status == Status.CLOSED:
         window = dt.timedelta(days=settings.reopen_days)
         if ticket.closed_at is not None and now - ticket.closed_at > window:
-            return Decision("new_linked", ticket, rule,
+            return Decision(Action.NEW_LINKED, ticket, rule,
                             f"#{ticket.number} closed more than {settings.reopen_days} days ago")
-        return Decision("reopen", ticket, rule, f"reply to closed #{ticket.number} within "
+        return Decision(Action.REOPEN, ticket, rule, f"reply to closed #{ticket.number} within "
                         f"{settings.reopen_days} days reopens it{who}")
-    return Decision("append", ticket, rule, f"{rule} matched #{ticket.number}{who}")
+    return Decision(Action.APPEND, ticket, rule, f"{rule} matched #{ticket.number}{who}")
