@@ -229,7 +229,7 @@ def test_address_that_is_not_utf8_gets_501_without_a_traceback(running, gw, capl
 def test_routed_address_cache_is_bounded_least_recently_used_first(running):
     from mailgate.inbound.smtp import ROUTED_CACHE_SIZE, RoutedCache
 
-    handler = running.daemon.smtp_handler
+    handler = running.daemon.listeners.smtp_handler
     assert handler.routed.size == ROUTED_CACHE_SIZE <= 100_000
     handler.routed = RoutedCache(size=3)
     with smtplib.SMTP("127.0.0.1", running.port(), timeout=30) as client:

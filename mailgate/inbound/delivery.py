@@ -1,15 +1,17 @@
 """The daemon's delivery processes: the whole pipeline per message, in bounded workers.
 
-The SMTP/LMTP listener and the IMAP pollers hand raw bytes to `DeliveryPool.ingest`,
-which runs `pipeline.ingest` in one of several worker processes: the parsing and
-database work of many messages then runs on all cores, and each worker is the
-time and memory bound of the parse. A worker reports when parsing is done. If it
+The SMTP/LMTP listeners and the IMAP pollers hand raw bytes to the intake
+(`intake.Intake`), which in the daemon delivers through `DeliveryPool.ingest`: it
+runs `pipeline.ingest` in one of several worker processes, so that the parsing and
+database work of many messages runs on all cores, and each worker is the time and
+memory bound of the parse. A worker reports when parsing is done. If it
 overruns its time before that, the message itself is the problem and is put in
 quarantine here. If it dies before that, the message gets one more try in a fresh
 worker (the OOM killer or an admin may have killed a worker holding a healthy
 message); only a message that killed a worker twice is quarantined. A worker lost
 after parsing (a stalled database) promises nothing: the sender is told to retry.
-The workers start with the pool (`start`), not on the first message.
+The daemon starts every worker (`start`) before it listens, so that the first
+message does not wait for one; a worker is replaced as soon as it is lost.
 """
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ def _delivery_main(conn, settings: Settings) -> None:
 
 
 class DeliveryPool:
+    """`ingest(raw, envelope)` in one of `size` worker processes: the pipeline's
+    `Result`, or `TemporaryFailure` when the sender should try again."""
+
     def __init__(self, gw: Gateway, size: int):
         self.gw = gw  # the daemon's own, for quarantining what a lost worker held
         self._pool = WorkerPool(size, _delivery_main, (gw.settings,), preload=(__name__,))

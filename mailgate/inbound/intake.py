@@ -1,4 +1,7 @@
-"""What every transport calls: the pipeline, one log line per message, metrics."""
+"""What the daemon's transports (SMTP/LMTP sessions, IMAP pollers) call for each
+message: the pipeline, one log line, the metrics, and a wake-up for the outbox
+sender when the message queued mail. (`mailgate ingest`, the MTA pipe, calls
+`pipeline.ingest` itself.)"""
 from __future__ import annotations
 
 import logging
@@ -13,7 +16,8 @@ log = logging.getLogger("mailgate.inbound")
 
 
 class Intake:
-    """`deliver` runs the pipeline: in-process by default, a DeliveryPool in the daemon."""
+    """`deliver` runs the pipeline: in-process by default, in a delivery worker
+    (`delivery.DeliveryPool.ingest`) in the daemon."""
 
     def __init__(self, gw: Gateway, metrics: Metrics,
                  deliver: Callable[[bytes, Envelope], Result] | None = None,

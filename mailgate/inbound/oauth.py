@@ -1,8 +1,11 @@
-"""OAuth 2.0 access tokens for IMAP XOAUTH2 (Google, Microsoft 365 retired passwords).
+"""OAuth 2.0 access tokens for IMAP XOAUTH2 (Google and Microsoft 365 have retired
+passwords for IMAP).
 
 A token is obtained from the provider's token endpoint with a refresh token
 (user mailboxes) or with the client-credentials grant (Microsoft 365 app access),
-cached, and refreshed a minute before it expires.
+cached, and refreshed a minute before it expires. The IMAP poller logs in with it
+(`imap/client.py`) and drops it (`invalidate`) after a pass that failed with an IMAP
+error, a refused token among them.
 """
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
-"""SMTP and LMTP listeners (aiosmtpd) feeding the pipeline.
+"""SMTP and LMTP sessions (aiosmtpd) feeding the intake, and through it the pipeline.
 
 The promise to the sending MTA is made by what `handle_DATA` returns, so it
 answers 250 only after the pipeline committed (or the message is durably in
 quarantine); a database outage or any unexpected error answers 451 4.3.0 and
-the MTA retries. Database work runs in a bounded thread pool, never on the
-event loop.
+the MTA retries. Nothing here blocks the event loop: the RCPT routing check (a
+database query) and DATA's hand-off to the intake, which waits for a delivery
+worker process to run the pipeline (`delivery.py`), run in a bounded thread pool
+that the daemon passes in.
 """
 from __future__ import annotations
 
@@ -101,7 +103,8 @@ class RoutedCache:
 
 
 class Handler:
-    """aiosmtpd hooks: RCPT checks the address, DATA runs the pipeline."""
+    """aiosmtpd hooks: MAIL checks the client, RCPT the address; DATA hands the
+    message to the intake."""
 
     def __init__(self, intake: Intake, executor: ThreadPoolExecutor, settings: Settings,
                  protocol: str = "ESMTP"):

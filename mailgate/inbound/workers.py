@@ -7,7 +7,8 @@ daemon, and a worker that overruns its time is killed and replaced.
 `WorkerPool` is the mechanism: long-lived processes, one request at a time each.
 A worker may report progress (stages) before its reply, and every stage has its
 own time limit, so the caller knows where a lost worker stopped. Two pools use it:
-- `ParserPool`: parse only (`mailgate ingest` and tests run the rest in-process);
+- `ParserPool`: parse only, for the commands that parse (`mailgate ingest`,
+  `quarantine retry`) and tests, which run the rest in-process;
 - `delivery.DeliveryPool`: the whole pipeline per message, so that the daemon's
   work spreads over all cores instead of one interpreter lock.
 """
@@ -190,8 +191,8 @@ def _parser_main(conn, memory_limit: int, max_depth: int, max_parts: int) -> Non
 
 class ParserPool:
     """`parse(raw)` in one of `size` worker processes; size 0 parses in-process (no bound).
-    The command line's `ingest` uses it; the daemon's delivery workers are the bound
-    themselves and parse in-process (`gateway.InProcessParser`)."""
+    `mailgate ingest` and `quarantine retry` use it; the daemon's delivery workers are
+    the bound themselves and parse in-process (`gateway.InProcessParser`)."""
 
     def __init__(self, size: int = 2, timeout: float = 20.0, memory_limit: int = 0,
                  max_depth: int = 20, max_parts: int = 500):

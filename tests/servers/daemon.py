@@ -51,7 +51,7 @@ class DaemonThread:
         self._thread.join(60)
 
     def port(self, kind: str = "smtp") -> int:
-        return self.daemon.addresses[kind][0][1]
+        return self.daemon.listeners.addresses[kind][0][1]
 
     def __enter__(self):
         return self.start()
