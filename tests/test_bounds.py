@@ -24,7 +24,8 @@ from sqlalchemy import select
 from mailgate.config import LimitSettings
 from mailgate.errors import MessageRejected
 from mailgate.gateway import Gateway
-from mailgate.mail.parse import clean_filename, parse_message
+from mailgate.mail.names import clean_filename
+from mailgate.mail.parse import parse_message
 from mailgate.mail.precheck import Truncated, precheck
 from mailgate.mail.sniff import examine
 from mailgate.inbound.workers import ParserPool

@@ -5,7 +5,8 @@ from mailgate.config import LimitSettings
 from mailgate.mail.headers import message_ids, normalize_address, one_line, safe_filename, split_plus
 from mailgate.mail import route
 from mailgate.mail.attachments import refusal
-from mailgate.mail.parse import ParsedAttachment, parse_message
+from mailgate.mail.parse import parse_message
+from mailgate.mail.parsed import ParsedAttachment
 from mailgate.mail.sanitize import html_to_text, sanitize_html
 from mailgate.mail.sniff import sniff
 from tests.mails import make_mail

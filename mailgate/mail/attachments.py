@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import LimitSettings
-from .parse import ParsedAttachment, comparable_name
+from .names import comparable_name
+from .parsed import ParsedAttachment
 
 GENERIC_TYPES = {"", "application/octet-stream", "application/x-download", "binary/octet-stream",
                  "application/download", "application/unknown"}

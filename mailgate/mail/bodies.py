@@ -1,6 +1,6 @@
 """The text, HTML and files of a parsed message, read part by part as a mail client would.
 
-One walk over the stdlib's compat32 tree (see `parse.py`), decoding every text
+One walk over the stdlib's compat32 tree (see `tree.py`), decoding every text
 part's bytes ourselves (`charsets.Reader`), because mail-parser reads them with
 the declared charset and errors="ignore" (ISO-2022-JP stays escape sequences,
 GB2312 loses what GBK added). Decisions a reader would make:
@@ -54,7 +54,7 @@ _WORD_CHARS = re.compile(r"\w+")
 
 @dataclass
 class File:
-    """An attachment as found in the walk; `parse.py` examines and cleans it."""
+    """An attachment as found in the walk; `files.py` examines and cleans it."""
 
     name: str
     content_type: str  # declared
@@ -80,8 +80,8 @@ class Found:
 
 
 class Walker:
-    """Walks one message; `payload_bytes` reads a leaf's decoded bytes (parse.py knows
-    the bodies it set aside), `serialize` gives a message part's bytes."""
+    """Walks one message; `payload_bytes` reads a leaf's decoded bytes (`SetAside`
+    knows the bodies set aside), `serialize` gives a message part's bytes."""
 
     def __init__(self, reader: Reader, hint: str | None, payload_bytes, serialize):
         self.reader = reader

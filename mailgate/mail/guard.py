@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .parse import ParsedMessage
+from .parsed import ParsedMessage
 
 AUTOMATED_LOCALPARTS = re.compile(
     r"^(listserv|majordomo|.*-request|owner-.*|.*-owner|bounces?|.*-bounces?)(\+.*)?$")

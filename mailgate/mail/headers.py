@@ -1,4 +1,5 @@
-"""Small pure helpers for header values: one-line text, addresses, Message-IDs.
+"""Small pure helpers for header values: one-line text, addresses, Message-IDs, and
+the values of a parsed header as they came.
 
 Anything taken from a parsed message that may later become part of a header
 (subject, display name, filename) goes through `one_line()` first, so that a
@@ -6,6 +7,7 @@ CR/LF, U+2028/U+2029 or an RFC 2047 encoded newline can never start a header.
 """
 from __future__ import annotations
 
+import email.message
 import re
 import unicodedata
 
@@ -70,3 +72,9 @@ def first_message_id(value: object) -> str | None:
         return ids[0]
     bare = one_line(value, max_len=990)
     return f"<{bare}>" if bare and " " not in bare else None
+
+
+def raw_headers(msg: email.message.Message, name: str) -> list[str]:
+    """The values of header `name` (lower case) as parsed, raw 8-bit bytes kept
+    (surrogate escapes)."""
+    return [v for k, v in msg.raw_items() if k.lower() == name]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .headers import normalize_address, split_plus
-from .parse import ParsedMessage
+from .parsed import ParsedMessage
 
 
 @dataclass(frozen=True)

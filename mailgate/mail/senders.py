@@ -20,7 +20,7 @@ import email.message
 import re
 from dataclasses import dataclass
 
-from .headers import normalize_address
+from .headers import normalize_address, raw_headers
 from .charsets import Reader
 from .words import decode
 
@@ -48,10 +48,6 @@ class Sender:
         return self.address is not None
 
 
-def _raw(msg: email.message.Message, name: str) -> list[str]:
-    return [v for k, v in msg.raw_items() if k.lower() == name]
-
-
 def _clean(address: str) -> str | None:
     return normalize_address(re.sub(r"\s+", "", _COMMENT.sub("", address)))
 
@@ -63,7 +59,7 @@ def find_sender(msg: email.message.Message, from_pairs, reader: Reader,
                  if (a := normalize_address(address))]
     if addresses:
         return Sender(_name(addresses[0][0], reader, hint), addresses[0][1])
-    written = " ".join(_raw(msg, "from"))
+    written = " ".join(raw_headers(msg, "from"))
     found = _as_written(written, reader, hint)
     if found is not None:
         return found
@@ -98,7 +94,7 @@ def _as_written(written: str, reader: Reader, hint: str | None) -> Sender | None
 
 def _single(msg: email.message.Message, header: str) -> str | None:
     """The one address a header names, or None (absent, empty `<>`, or several)."""
-    values = _raw(msg, header)
+    values = raw_headers(msg, header)
     if len(values) != 1:
         return None
     text = values[0].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
