@@ -29,7 +29,7 @@ from mailgate.mail.parse import parse_message
 from mailgate.mail.parsed import ParsedAttachment
 from mailgate.mail.sanitize import html_to_text
 from mailgate.mail.senders import repair_headers
-from mailgate.mail.sniff import sniff
+from mailgate.mail.sniff import examine
 from mailgate.mail.uudecode import extract
 from mailgate.mail.words import decode
 from mailgate.models import Inbound, Message, Quarantine, TicketEvent
@@ -402,7 +402,7 @@ EVERYDAY = [
 
 @pytest.mark.parametrize("name,declared,data,sniffed", EVERYDAY)
 def test_everyday_attachments_are_accepted_by_default(name, declared, data, sniffed):
-    assert sniff(data, declared) == sniffed
+    assert examine(data, declared).type == sniffed
     att = ParsedAttachment(name, declared, sniffed, data, "0" * 64)
     assert refusal(att, LimitSettings()) is None
 
@@ -417,7 +417,7 @@ def test_everyday_attachments_are_accepted_by_default(name, declared, data, snif
      "files named .mht"),
 ])
 def test_xml_that_runs_and_other_risky_files_stay_refused(name, declared, data, why):
-    att = ParsedAttachment(name, declared, sniff(data, declared), data, "0" * 64)
+    att = ParsedAttachment(name, declared, examine(data, declared).type, data, "0" * 64)
     assert why in refusal(att, LimitSettings())
 
 

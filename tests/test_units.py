@@ -8,7 +8,7 @@ from mailgate.mail.attachments import refusal
 from mailgate.mail.parse import parse_message
 from mailgate.mail.parsed import ParsedAttachment
 from mailgate.mail.sanitize import html_to_text, sanitize_html
-from mailgate.mail.sniff import sniff
+from mailgate.mail.sniff import examine
 from tests.mails import make_mail
 
 
@@ -136,7 +136,7 @@ def test_html_to_text():
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 50, "", "application/x-ole-storage"),
 ])
 def test_sniff(data, declared, expected):
-    assert sniff(data, declared) == expected
+    assert examine(data, declared).type == expected
 
 
 def test_sniff_office_open_xml():
@@ -147,12 +147,12 @@ def test_sniff_office_open_xml():
     with zipfile.ZipFile(buf, "w") as archive:
         archive.writestr("[Content_Types].xml", "<Types/>")
         archive.writestr("word/document.xml", "<w:document/>")
-    assert sniff(buf.getvalue()) == \
+    assert examine(buf.getvalue()).type == \
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 
 def _att(name, declared, data):
-    return ParsedAttachment(name, declared, sniff(data, declared), data, "0" * 64)
+    return ParsedAttachment(name, declared, examine(data, declared).type, data, "0" * 64)
 
 
 @pytest.mark.parametrize("name,declared,data,refused", [
