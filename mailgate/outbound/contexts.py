@@ -1,0 +1,88 @@
+"""The plain values a template about a ticket receives, and whose name the mail goes out in.
+
+Templates never see ORM objects: everything here reads the ticket, its
+department and its messages once and returns dicts of strings, numbers and
+ISO 8601 dates (`samples.py` shows the shapes).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..localdates import language
+from ..models import Address, Contact, Department, Message, Ticket
+from ..service import ALWAYS_UTC
+from ..tickets import token_for
+from ..views import iso
+
+
+def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
+    """(From address, display name) for mail about `ticket`."""
+    return department_sender_for(session, settings, ticket.department)
+
+
+def department_sender_for(session: Session, settings: Settings,
+                          department: Department) -> tuple[str, str]:
+    # asked several times per message: looked up once per unit of work
+    known = session.info.setdefault("department_sender", {})
+    if department.id not in known:
+        address = settings.outbound.from_address or session.scalar(
+            select(Address.address).where(Address.department_id == department.id)
+            .order_by(Address.id).limit(1)) or f"mailgate@{settings.gateway.hostname}"
+        known[department.id] = (address, settings.outbound.from_name or department.name)
+    return known[department.id]
+
+
+def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | None) -> str:
+    if contact is not None and contact.locale:
+        return language(contact.locale)
+    if ticket is not None and ticket.department.locale:
+        return language(ticket.department.locale)
+    return language(settings.outbound.default_locale)
+
+
+def timezone_for(settings: Settings, ticket: Ticket) -> str:
+    """Dates in mail: the department's service calendar, else `[outbound] timezone`."""
+    policy = settings.service.policy(ticket.department.key)
+    return policy.timezone if policy.calendar is not ALWAYS_UTC else settings.outbound.timezone
+
+
+def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
+    dept = ticket.department
+    address, _ = department_sender(session, settings, ticket)
+    return {
+        "ticket": {"number": ticket.number, "token": token_for(ticket, settings.threading.prefix),
+                   "subject": ticket.subject, "status": ticket.status,
+                   "priority": ticket.priority, "category": ticket.category,
+                   "department": dept.name, "department_key": dept.key,
+                   "created_at": iso(ticket.created_at),
+                   "due_at": iso(ticket.first_response_due)},
+        "department": {"key": dept.key, "name": dept.name, "address": address,
+                       "promise": dept.promise or settings.outbound.response_promise},
+        "requester": {"name": ticket.requester.name, "email": ticket.requester.email},
+        "close_word": settings.outbound.close_words[0] if settings.outbound.close_words
+        else "#close",
+        "timezone": timezone_for(settings, ticket),
+    }
+
+
+def message_context(message: Message) -> dict:
+    return {"text": message.text_body or "", "author_name": message.author_name,
+            "author_email": message.author_email, "received_at": iso(message.received_at),
+            "attachments": [{"filename": a.filename, "size": a.size}
+                            for a in message.attachments]}
+
+
+def attachable(message: Message, limit: int) -> tuple[list[dict], list[dict]]:
+    """(files attached to the agents' mail, up to `limit` bytes in all; the others, listed)."""
+    files, big, total = [], [], 0
+    for att in message.attachments:
+        item = {"filename": att.filename, "size": att.size, "sha256": att.sha256,
+                "content_type": att.sniffed_type or att.content_type}
+        if total + att.size <= limit:
+            files.append(item)
+            total += att.size
+        else:
+            big.append({"filename": att.filename, "size": att.size})
+    return files, big

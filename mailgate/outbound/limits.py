@@ -1,0 +1,50 @@
+"""How many automatic replies may go out: caps per address, per domain and per client network.
+
+Anyone can forge a From, so an acknowledgement could be aimed at a victim. The
+outbox rows of the kinds in `RATE_LIMITED` carry the address they went to
+(`rate_key`) and the client network whose mail caused them (`rate_network`);
+an hour's worth of those rows is what the caps count.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..models import Outbox
+
+RATE_LIMITED = {"ack", "rejection", "held", "command_refused"}
+
+
+def network_of(address: str | None) -> str | None:
+    """The client network an automatic-reply cap counts: /24 for IPv4, /56 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 56
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def over_rate_limit(session: Session, settings: Settings, address: str,
+                    now: dt.datetime, network: str | None = None) -> str | None:
+    """Why no automatic reply may go to `address` now (caused by mail from `network`),
+    or None: at most `ack_limit_per_hour` to one address, `ack_limit_per_domain` to
+    one domain and `ack_limit_per_network` caused by one client network an hour."""
+    out = settings.outbound
+    hour = Outbox.created_at >= now - dt.timedelta(hours=1)
+
+    def count(*where) -> int:
+        return session.scalar(select(func.count()).select_from(Outbox).where(hour, *where))
+
+    if count(Outbox.rate_key == address) >= out.ack_limit_per_hour:
+        return f"{address} had {out.ack_limit_per_hour} this hour"
+    domain = address.rsplit("@", 1)[-1]
+    if count(Outbox.rate_key.like(f"%@{domain}")) >= out.ack_limit_per_domain:
+        return f"{domain} had {out.ack_limit_per_domain} this hour"
+    if network and count(Outbox.rate_network == network) >= out.ack_limit_per_network:
+        return f"mail from {network} caused {out.ack_limit_per_network} this hour"
+    return None

@@ -1,0 +1,105 @@
+"""Writing outbox rows: the one place a mail or SMS is queued, in the caller's transaction.
+
+A row says what to send (kind, template values, locale) and to whom; the sender
+(`sender.py`) renders and delivers it later. Suppressed addresses (too many
+hard bounces, `bounces.py`) get nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..config import Settings
+from ..models import Outbox, Suppression, Ticket
+from .limits import RATE_LIMITED
+
+AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed",
+                "command_refused"}
+AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
+                  "escalation", "digest", "held"}
+SMS_KINDS = {"ack", "agent_reply", "status_change"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mail:
+    """One mail to queue: its `kind` (the template) and the values it is rendered with,
+    who gets it, whose (address, display name) it goes out in, and how it threads.
+    `message_id` None: a fresh unsigned one. `rate_network`: the client network whose
+    mail caused it, counted by the automatic-reply caps (`limits.py`)."""
+    kind: str
+    recipients: list[str]
+    context: dict
+    locale: str
+    sender: tuple[str, str]
+    ticket: Ticket | None = None
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    references: str | None = None
+    rate_network: str | None = None
+
+
+def queue(session: Session, settings: Settings, mail: Mail, now: dt.datetime) -> Outbox | None:
+    """One outbox row; None when every recipient is suppressed."""
+    recipients = [r for r in dict.fromkeys(mail.recipients) if r]
+    blocked = suppressed(session, recipients)
+    recipients = [r for r in recipients if r not in blocked]
+    if not recipients:
+        return None
+    limited = mail.kind in RATE_LIMITED
+    row = Outbox(
+        ticket=mail.ticket, channel="email", kind=mail.kind, locale=mail.locale,
+        recipients=recipients, sender=mail.sender[0], sender_name=mail.sender[1],
+        context=mail.context,
+        message_id=mail.message_id or new_message_id(settings, mail.kind, mail.ticket),
+        in_reply_to=mail.in_reply_to, references=mail.references,
+        auto_submitted="auto-replied" if mail.kind in AUTO_REPLIED else
+        "auto-generated" if mail.kind in AUTO_GENERATED else None,
+        rate_key=recipients[0] if limited else None,
+        rate_network=mail.rate_network if limited else None,
+        status="pending", attempts=0, next_attempt_at=now, created_at=now)
+    session.add(row)
+    return row
+
+
+def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind: str,
+               recipients: list[str], context: dict, locale: str, sender: tuple[str, str],
+               in_reply_to: str | None = None, references: str | None = None,
+               message_id: str | None = None, now: dt.datetime | None = None,
+               rate_network: str | None = None) -> Outbox | None:
+    """`queue` in the spelling `jobs.py` calls (`notify.queue_mail`), kept until it
+    builds a `Mail` itself."""
+    mail = Mail(ticket=ticket, kind=kind, recipients=recipients, context=context,
+                locale=locale, sender=sender, message_id=message_id, in_reply_to=in_reply_to,
+                references=references, rate_network=rate_network)
+    return queue(session, settings, mail, now or dt.datetime.now(dt.timezone.utc))
+
+
+def queue_sms(session: Session, ticket: Ticket, kind: str, context: dict, locale: str,
+              now: dt.datetime) -> Outbox | None:
+    """A text to the requester's phone, for the kinds that have one, when their
+    department sends SMS."""
+    phone = ticket.requester.phone
+    if kind not in SMS_KINDS or not phone or not ticket.department.sms_enabled:
+        return None
+    row = Outbox(ticket=ticket, channel="sms", kind=kind, locale=locale, recipients=[phone],
+                 context=context, status="pending", attempts=0, next_attempt_at=now,
+                 created_at=now)
+    session.add(row)
+    return row
+
+
+def suppressed(session: Session, addresses: list[str]) -> set[str]:
+    if not addresses:
+        return set()
+    return set(session.scalars(select(Suppression.address).where(
+        Suppression.address.in_(addresses), Suppression.suppressed.is_(True))))
+
+
+def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
+    host = settings.outbound.hostname or settings.gateway.hostname
+    number = ticket.number if ticket is not None and ticket.id else "0"
+    return f"<mg.{kind}.{number}.{secrets.token_hex(8)}@{host}>"
