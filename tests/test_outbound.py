@@ -358,13 +358,13 @@ def test_a_slow_relay_never_gets_a_claimed_row_sent_twice(mgw, relay, clock):
     for i in range(3):
         ingest(mgw, make_mail(sender=f"slow{i}@example.org", subject=f"slow {i}"), PIPE)
     sender = OutboxSender(mgw)
-    deliver = sender._deliver
+    deliver = sender.delivery.attempt
 
     def slow(row, link):
         clock.advance(seconds=claims.LEASE.total_seconds() + 1)
         return deliver(row, link)
 
-    sender._deliver = slow
+    sender.delivery.attempt = slow
     assert sender.run_once(limit=6) == 6  # 3 acks + 3 agent notifications
     rows = outbox(mgw)
     assert [r.status for r in rows] == ["sent"] * 6

@@ -340,11 +340,11 @@ def test_an_own_claim_lost_with_its_connection_is_queued_again(settings, parser_
             ids = sorted(session.scalars(select(Outbox.id)))
             session.execute(update(Outbox).values(status="sending", claimed_at=clock(),
                                                   claimed_by=sender.presence.token))
-        sender._in_flight.add(ids[1])  # a worker is delivering this one
-        sender._release_orphans()
+        sender.ledger.in_flight.add(ids[1])  # a worker is delivering this one
+        sender.ledger.release_orphans()
         assert {r.status for r in rows(gw)} == {"sending"}  # too young to be lost
         clock.advance(seconds=31)
-        sender._release_orphans()
+        sender.ledger.release_orphans()
         assert [r.status for r in rows(gw)] == ["pending", "sending"]
     finally:
         gw.close()

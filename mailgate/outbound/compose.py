@@ -9,6 +9,7 @@ start a header of its own; addresses and Message-IDs are re-validated.
 from __future__ import annotations
 
 import email.utils
+from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -17,12 +18,12 @@ from typing import Callable
 from ..mail.headers import message_ids, normalize_address, one_line, safe_filename
 from .render import Rendered
 
-AUTOMATIC_SUPPRESS = "All"
+AUTOMATIC_SUPPRESS = "All"  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
 # The stdlib wraps an unstructured header value longer than max_line_length that
 # has no space in it into RFC 2047 encoded words; In-Reply-To and References are
 # unstructured to it, and an encoded Message-ID no longer threads anywhere.
 # Message-IDs must stay literal, so lines may be as long as RFC 5322 allows.
-POLICY = SMTP.clone(max_line_length=998)  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
+POLICY = SMTP.clone(max_line_length=998)
 
 
 def header_text(value: object, max_len: int = 900) -> str:
@@ -42,32 +43,27 @@ def address_header(addresses: list[str]) -> str:
     return ", ".join(valid)
 
 
-def build_email(*, sender: str, sender_name: str, recipients: list[str], rendered: Rendered,
-                message_id: str, in_reply_to: str | None, references: str | None,
-                auto_submitted: str | None, loop_marker: str,
-                files: list[dict] = (), read_file: Callable[[str], bytes] | None = None,
-                extra_headers: dict[str, str] | None = None) -> bytes:
+@dataclass(frozen=True, kw_only=True)
+class Headers:
+    """The headers of one outgoing mail, as its outbox row has them. `loop_marker`:
+    this gateway's instance (X-Mailgate-Loop); `extra`: headers of our own."""
+    sender: str
+    sender_name: str
+    recipients: list[str]
+    message_id: str
+    in_reply_to: str | None = None
+    references: str | None = None
+    auto_submitted: str | None = None
+    loop_marker: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def build_email(headers: Headers, rendered: Rendered, files: list[dict] = (),
+                read_file: Callable[[str], bytes] | None = None) -> bytes:
+    """The mail's bytes: `rendered` as text (and HTML), and each of `files` (stored
+    attachments: sha256, filename, content_type) read with `read_file`."""
     msg = EmailMessage(policy=POLICY)
-    from_addr = normalize_address(sender)
-    if from_addr is None:
-        raise ValueError(f"not a sender address: {sender!r}")
-    msg["From"] = email.utils.formataddr((header_text(sender_name, 200), from_addr))
-    msg["To"] = address_header(recipients)
-    msg["Subject"] = header_text(rendered.subject)
-    msg["Date"] = email.utils.formatdate(localtime=False)
-    msg["Message-ID"] = message_ids(message_id)[0]
-    parents = message_ids(in_reply_to)
-    if parents:
-        msg["In-Reply-To"] = parents[0]
-    chain = message_ids(references)[-20:]
-    if chain:
-        msg["References"] = " ".join(chain)
-    if auto_submitted:
-        msg["Auto-Submitted"] = auto_submitted
-        msg["X-Auto-Response-Suppress"] = AUTOMATIC_SUPPRESS
-    msg["X-Mailgate-Loop"] = header_text(loop_marker, 100)
-    for name, value in (extra_headers or {}).items():
-        msg[name] = header_text(value, 200)
+    _write_headers(msg, headers, rendered.subject)
     msg.set_content(rendered.text)
     if rendered.html is not None:
         msg.add_alternative(rendered.html, subtype="html")
@@ -79,3 +75,26 @@ def build_email(*, sender: str, sender_name: str, recipients: list[str], rendere
                            subtype=subtype or "octet-stream",
                            filename=safe_filename(header_text(item.get("filename"), 1000)))
     return msg.as_bytes(policy=POLICY)
+
+
+def _write_headers(msg: EmailMessage, headers: Headers, subject: str) -> None:
+    from_addr = normalize_address(headers.sender)
+    if from_addr is None:
+        raise ValueError(f"not a sender address: {headers.sender!r}")
+    msg["From"] = email.utils.formataddr((header_text(headers.sender_name, 200), from_addr))
+    msg["To"] = address_header(headers.recipients)
+    msg["Subject"] = header_text(subject)
+    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Message-ID"] = message_ids(headers.message_id)[0]
+    parents = message_ids(headers.in_reply_to)
+    if parents:
+        msg["In-Reply-To"] = parents[0]
+    chain = message_ids(headers.references)[-20:]
+    if chain:
+        msg["References"] = " ".join(chain)
+    if headers.auto_submitted:
+        msg["Auto-Submitted"] = headers.auto_submitted
+        msg["X-Auto-Response-Suppress"] = AUTOMATIC_SUPPRESS
+    msg["X-Mailgate-Loop"] = header_text(headers.loop_marker, 100)
+    for name, value in headers.extra.items():
+        msg[name] = header_text(value, 200)

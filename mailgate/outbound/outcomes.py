@@ -32,6 +32,13 @@ class Delivered:
     staged: Path | None = None
     journalled: bool = False
 
+    @property
+    def remark(self) -> str | None:
+        """What the outbox row's `last_error` says: the refused recipients, else the note."""
+        if self.refused:
+            return f"refused: {', '.join(self.refused)}"
+        return self.note
+
 
 @dataclass(frozen=True)
 class Temporary:

@@ -18,9 +18,23 @@ from ..models import Outbox, Ticket
 from . import bounces
 from .claims import TABLE, Claimed, mine
 from .journal import Entry
+from .outcomes import Delivered, Outcome, Permanent, Temporary
 
 log = logging.getLogger("mailgate.outbox")
 MAX_BACKOFF = 6 * 3600.0
+
+
+def outcome(session: Session, settings: Settings, row: Claimed, result: Outcome,
+            raw: bytes | None, now: dt.datetime) -> bool:
+    """Record what became of this attempt at `row` (`raw`: the bytes as sent)."""
+    if isinstance(result, Delivered):
+        return sent(session, settings, row, result.refused, result.remark, raw, now)
+    if isinstance(result, Temporary):
+        return retry(session, settings, row, result.reason, now)
+    if isinstance(result, Permanent):
+        return failed(session, settings, row, result.reason,
+                      result.recipients or tuple(row.recipients))
+    return failed(session, settings, row, result.reason, ())
 
 
 def sent(session: Session, settings: Settings, row: Claimed, refused: tuple[str, ...],

@@ -1,0 +1,148 @@
+"""The sender's books: the rows its workers hold, and the outcomes the database has not heard.
+
+**Record**: an outcome is written in the claim's unit of work (`record.py`);
+when the database fails there, the journal (for a delivery) or memory (for a
+failure) keeps it, and the row stays ours meanwhile, so it is never delivered
+twice. **Settle** (at most every `SETTLE_EVERY` s, and at once after such a
+fault): replay this host's journal of deliveries the database has not recorded
+yet, put the rows of dead senders of this host back to `pending`, record what
+memory kept, and free our own claims that no worker holds (`journal.py`,
+`claims.py`).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import TemporaryFailure
+from ..gateway import Gateway
+from . import record
+from .claims import Claim, Claimed, release_dead, release_orphans
+from .journal import DeliveryJournal, Presence
+from .outcomes import Delivered, Outcome
+
+log = logging.getLogger("mailgate.outbox")
+SETTLE_EVERY = 1.0  # seconds between looks for dead senders and unrecorded deliveries
+ORPHAN_AFTER = dt.timedelta(seconds=30)  # an own claim no worker holds is lost after this
+
+
+class Ledger:
+    def __init__(self, gw: Gateway, journal: DeliveryJournal, presence: Presence, transport):
+        self.gw = gw
+        self.journal = journal
+        self.presence = presence
+        self.transport = transport
+        self.live: set[str] = set()  # tokens of the other live senders of this host
+        self.in_flight: set[int] = set()
+        self._unrecorded: list[tuple[Claimed, Outcome, bytes | None]] = []
+        self._lock = threading.Lock()
+        self._settled_at = -SETTLE_EVERY
+        self._settling = threading.Lock()
+
+    @contextlib.contextmanager
+    def holding(self, row_id: int) -> Iterator[None]:
+        """A worker is delivering row `row_id`: settling leaves it alone."""
+        with self._lock:
+            self.in_flight.add(row_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight.discard(row_id)
+
+    # -- record ---------------------------------------------------------------
+    def record(self, claim: Claim, outcome: Outcome, raw: bytes | None,
+               entry: Path | None) -> None:
+        """Record `outcome` (`entry`: its journal entry, removed once recorded)."""
+        try:
+            with claim.unit() as session:
+                ours = record.outcome(session, self.gw.settings, claim.row, outcome, raw,
+                                      self.gw.now())
+        except TemporaryFailure as error:
+            log.warning("outbox %d: %s not recorded yet: %s", claim.row.id,
+                        outcome.__class__.__name__.lower(), error)
+            with self._lock:
+                if entry is None:  # the journal has the others
+                    self._unrecorded.append((claim.row, outcome, raw))
+                self._settled_at = -SETTLE_EVERY  # settle again before the next claim
+            return
+        if entry is not None:
+            self.journal.remove(entry)
+        if not ours:
+            log.info("outbox %d: recorded meanwhile by another sender", claim.row.id)
+        elif isinstance(outcome, Delivered):
+            row = claim.row
+            log.info("sent %s %s", row.channel, row.kind, extra={"fields": {
+                "outbox": row.id, "to": ",".join(row.recipients), "attempt": row.attempts}})
+
+    # -- settle ---------------------------------------------------------------
+    def settle(self, force: bool = False) -> None:
+        """Replay the journal, free dead senders' rows, retry unrecorded outcomes."""
+        if not force and time.monotonic() - self._settled_at < SETTLE_EVERY:
+            return
+        if not self._settling.acquire(blocking=force):
+            return  # another worker is at it
+        try:
+            live, dead = self.presence.others()
+            self.live = live
+            self._replay(live)
+            self._release_dead(dead)
+            self._record_unrecorded()
+            self.release_orphans()
+            self._settled_at = time.monotonic()
+        finally:
+            self._settling.release()
+
+    def _replay(self, live: set[str]) -> None:
+        with self._lock:
+            busy = set(self.in_flight)
+        for entry in self.journal.entries():
+            if entry.claimer in live or (entry.claimer == self.presence.token
+                                         and entry.id in busy):
+                continue  # a live sender is recording it itself
+            finish = getattr(self.transport, "finish", None)
+            if entry.staged and finish is not None and finish(Path(entry.staged),
+                                                              str(entry.id)):
+                log.info("outbox %d: finished a delivery a stopped sender began", entry.id)
+            with self.gw.db.unit_of_work() as session:
+                if record.replayed(session, self.gw.settings, entry, self.gw.now()):
+                    log.info("outbox %d: delivery recorded from the journal", entry.id)
+            self.journal.remove(entry.path)
+
+    def _release_dead(self, dead: set[str]) -> None:
+        """Rows of dead senders of this host (their journal replayed) back to `pending`."""
+        if not dead:
+            return
+        with self.gw.db.unit_of_work() as session:
+            freed = release_dead(session, dead)
+        for token in dead:
+            self.presence.forget(token)
+        if freed:
+            log.warning("outbox: %d messages of a stopped sender queued again", freed)
+
+    def release_orphans(self) -> None:
+        with self._lock:
+            busy = set(self.in_flight) | {row.id for row, _, _ in self._unrecorded}
+        with self.gw.db.unit_of_work() as session:
+            freed = release_orphans(session, self.presence.token, busy,
+                                    self.gw.now() - ORPHAN_AFTER)
+        if freed:
+            log.warning("outbox: %d claims lost with their connection queued again", freed)
+
+    def _record_unrecorded(self) -> None:
+        with self._lock:
+            waiting, self._unrecorded = self._unrecorded, []
+        try:
+            while waiting:
+                row, outcome, raw = waiting[0]
+                with self.gw.db.unit_of_work() as session:
+                    record.outcome(session, self.gw.settings, row, outcome, raw, self.gw.now())
+                waiting.pop(0)
+        finally:
+            with self._lock:
+                self._unrecorded = waiting + self._unrecorded
