@@ -21,38 +21,79 @@ department, and inherits the rest):
     holidays_file = "/etc/mailgate/holidays-ir.txt"
 
 Without a `[service]` section the calendar is 24/7 UTC and there are no targets.
+A department's calendar replaces the installation's as a whole; its targets
+override the installation's one priority at a time.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+import re
+from dataclasses import dataclass, make_dataclass
+from pathlib import Path
 
+from .config_keys import Invalid, Reader, key, one_of, positive
 from .vocabulary import PRIORITIES
-from .worktime import WorkCalendar, calendar_from_config
+from .worktime import WorkCalendar, hours_problems, parse_hours, timezone_problems
 
-KINDS = ("first_response", "next_response", "resolution")
-KEYS = set(KINDS) | {"warn_before", "escalation_contacts", "reminder_after_days",
-                     "close_after_days", "auto_close_status", "digest_time", "calendar",
-                     "departments"}
 ALWAYS_UTC = WorkCalendar("UTC", always=True)
+DAY_NAMES = {
+    "mon": 0, "monday": 0,
+    "tue": 1, "tuesday": 1,
+    "wed": 2, "wednesday": 2,
+    "thu": 3, "thursday": 3,
+    "fri": 4, "friday": 4,
+    "sat": 5, "saturday": 5,
+    "sun": 6, "sunday": 6,
+}
+Problem = tuple[str, str]  # (dotted key, message)
+
+
+def local_time(value: str) -> str | None:
+    """A local time like 08:00, or empty (none)."""
+    try:
+        if value:
+            dt.time.fromisoformat(value)
+    except ValueError:
+        return f"must be a local time like 08:00, got {value!r}"
+    return None
+
+
+def addresses(value) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(c, str) and "@" in c for c in value):
+        raise Invalid(f"must be a list of addresses, got {value!r}")
+    return tuple(c.lower() for c in value)
+
+
+def work_calendar(table) -> WorkCalendar:
+    """A `[...calendar]` table as a calendar; see `calendar_from_config`."""
+    calendar, problems = calendar_from_config(table, key="")
+    if calendar is None:
+        raise Invalid(*problems)
+    return calendar
+
+
+Targets = make_dataclass(
+    "Targets", [(p, float, key(0.0, positive)) for p in PRIORITIES], frozen=True,
+    namespace={"__module__": __name__,  # so that settings pickle for the worker processes
+               "__doc__": "Working hours of a response target per priority; 0: none."})
 
 
 @dataclass(frozen=True)
 class Policy:
-    calendar: WorkCalendar = ALWAYS_UTC
-    targets: tuple[tuple[str, str, float], ...] = ()  # (kind, priority, working hours)
-    warn_before: float = 2.0
-    escalation_contacts: tuple[str, ...] = ()
-    reminder_after_days: int = 3
-    close_after_days: int = 7
-    auto_close_status: str = "resolved"
-    digest_time: str = ""
+    calendar: WorkCalendar = key(ALWAYS_UTC, read=work_calendar)
+    first_response: Targets = Targets()
+    next_response: Targets = Targets()
+    resolution: Targets = Targets()
+    warn_before: float = key(2.0)
+    escalation_contacts: tuple[str, ...] = key((), read=addresses)
+    reminder_after_days: int = key(3)
+    close_after_days: int = key(7)
+    auto_close_status: str = key("resolved", one_of("resolved", "closed"))
+    digest_time: str = key("", local_time)
 
     def target(self, kind: str, priority: str) -> dt.timedelta | None:
-        for k, p, hours in self.targets:
-            if k == kind and p == priority:
-                return dt.timedelta(hours=hours)
-        return None
+        hours = getattr(getattr(self, kind), priority, 0.0)
+        return dt.timedelta(hours=hours) if hours else None
 
     @property
     def timezone(self) -> str:
@@ -60,84 +101,130 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class ServiceSettings:
-    default: Policy = field(default_factory=Policy)
+class ServiceSettings(Policy):
+    """`[service]`: the installation's policy, and the departments' (by department key)."""
     departments: tuple[tuple[str, Policy], ...] = ()
 
     def policy(self, department_key: str | None) -> Policy:
-        for key, policy in self.departments:
-            if key == department_key:
+        for name, policy in self.departments:
+            if name == department_key:
                 return policy
-        return self.default
+        return self
 
 
-def _targets(where: str, table: dict, inherited, problems) -> tuple:
-    targets = {(k, p): h for k, p, h in inherited}
-    for kind in KINDS:
-        if kind not in table:
-            continue
-        value = table[kind]
-        if not isinstance(value, dict):
-            problems.append((f"{where}.{kind}", "a table of priority = working hours"))
-            continue
-        for priority, hours in value.items():
-            if priority not in PRIORITIES:
-                problems.append((f"{where}.{kind}.{priority}",
-                                 f"unknown priority; one of {', '.join(PRIORITIES)}"))
-            elif isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0:
-                problems.append((f"{where}.{kind}.{priority}", "positive working hours"))
-            else:
-                targets[(kind, priority)] = float(hours)
-    return tuple((k, p, h) for (k, p), h in sorted(targets.items()))
+# -- a calendar from configuration
 
 
-def _policy(where: str, table: dict, base: Policy, problems: list) -> Policy:
-    values = {}
-    for key in table:
-        if key not in KEYS or (key == "departments" and where != "service"):
-            problems.append((f"{where}.{key}", "unknown key"))
-    if "calendar" in table:
-        calendar, found = calendar_from_config(table["calendar"], f"{where}.calendar")
-        problems.extend(found)
-        if calendar is not None:
-            values["calendar"] = calendar
-    values["targets"] = _targets(where, table, base.targets, problems)
-    simple = {"warn_before": (int, float), "reminder_after_days": int,
-              "close_after_days": int, "auto_close_status": str, "digest_time": str}
-    for key, kind in simple.items():
-        if key in table:
-            if isinstance(table[key], bool) or not isinstance(table[key], kind):
-                problems.append((f"{where}.{key}", "wrong type"))
-            else:
-                values[key] = table[key]
-    if "escalation_contacts" in table:
-        contacts = table["escalation_contacts"]
-        if not isinstance(contacts, list) or not all(isinstance(c, str) and "@" in c
-                                                     for c in contacts):
-            problems.append((f"{where}.escalation_contacts", "a list of addresses"))
-        else:
-            values["escalation_contacts"] = tuple(c.lower() for c in contacts)
-    if values.get("auto_close_status", "resolved") not in ("resolved", "closed"):
-        problems.append((f"{where}.auto_close_status", "resolved or closed"))
-    digest = values.get("digest_time", "")
-    if digest:
-        try:
-            dt.time.fromisoformat(digest)
-        except ValueError:
-            problems.append((f"{where}.digest_time", "a local time like 08:00"))
-    return replace(base, **values)
+def known_timezone(name: str) -> str | None:
+    return "; ".join(timezone_problems(name)) or None
 
 
-def load_service(table, problems: list) -> ServiceSettings:
-    if not isinstance(table, dict):
-        problems.append(("service", "must be a table"))
-        return ServiceSettings()
-    default = _policy("service", table, Policy(), problems)
-    departments = []
-    for key, sub in (table.get("departments") or {}).items():
-        if not isinstance(sub, dict):
-            problems.append((f"service.departments.{key}", "must be a table"))
-            continue
-        departments.append((key, _policy(f"service.departments.{key}", sub, default,
-                                         problems)))
-    return ServiceSettings(default, tuple(departments))
+def read_days(value) -> frozenset[int]:
+    if not isinstance(value, list) or not value:
+        raise Invalid(f"must be a non-empty list of day names, got {value!r}")
+    unknown = [name for name in value if not isinstance(name, str) or name.lower() not in DAY_NAMES]
+    if unknown:
+        raise Invalid(*(f"unknown day name {name!r}; use mon tue wed thu fri sat sun"
+                        for name in unknown))
+    return frozenset(DAY_NAMES[name.lower()] for name in value)
+
+
+def read_hours(value) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise Invalid(f"must be a non-empty list like [\"09:00-17:00\"], got {value!r}")
+    hours = [parse_hours(text) if isinstance(text, str) else None for text in value]
+    problems = [f"{text!r} is not an interval like \"09:00-17:00\""
+                for text, interval in zip(value, hours) if interval is None]
+    problems = problems or hours_problems(hours)
+    if problems:
+        raise Invalid(*problems)
+    return tuple(hours)
+
+
+def read_holidays(value) -> frozenset[dt.date]:
+    if not isinstance(value, list):
+        raise Invalid(f"must be a list of dates, got {value!r}")
+    days = [_parse_date(item) for item in value]
+    problems = [f"{item!r} is not a date like \"2026-03-21\""
+                for item, day in zip(value, days) if day is None]
+    if problems:
+        raise Invalid(*problems)
+    return frozenset(days)
+
+
+def read_holidays_file(path) -> frozenset[dt.date]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, TypeError) as error:
+        raise Invalid(f"cannot read {path!r}: {error}") from error
+    days, problems = set(), []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        day = _parse_date(entry) if entry else None
+        if entry and day is None:
+            problems.append(f"{path}:{number}: {entry!r} is not a date like \"2026-03-21\"")
+        elif day is not None:
+            days.add(day)
+    if problems:
+        raise Invalid(*problems)
+    return frozenset(days)
+
+
+def _parse_date(value) -> dt.date | None:
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class CalendarKeys:
+    """The keys of a `[...calendar]` table, read; see `calendar_from_config`."""
+    timezone: str = key("", known_timezone, required='is required, e.g. "Europe/Berlin"')
+    always: bool = key(False)
+    days: frozenset[int] | None = key(None, read=read_days)
+    hours: tuple | None = key(None, read=read_hours)
+    holidays: frozenset[dt.date] | None = key(None, read=read_holidays)
+    holidays_file: frozenset[dt.date] | None = key(None, read=read_holidays_file)
+
+    def problems(self):
+        if self.always:
+            yield from ((name, "cannot be combined with always = true")
+                        for name in ("days", "hours", "holidays", "holidays_file")
+                        if getattr(self, name) is not None)
+            return
+        if self.days is None:
+            yield "days", 'is required, e.g. ["mon", "tue", "wed", "thu", "fri"]'
+        if self.hours is None:
+            yield "hours", 'is required, e.g. ["09:00-17:00"]'
+
+    def calendar(self) -> WorkCalendar:
+        if self.always:
+            return WorkCalendar(self.timezone, always=True)
+        return WorkCalendar(self.timezone, self.days, self.hours,
+                            (self.holidays or frozenset()) | (self.holidays_file or frozenset()))
+
+
+def calendar_from_config(table: dict, key: str = "calendar") -> tuple[WorkCalendar | None,
+                                                                       list[Problem]]:
+    """Build a calendar from a TOML table; return ``(calendar, [])`` or ``(None, problems)``.
+
+    Accepted keys (``key`` prefixes the dotted names in problems)::
+
+        timezone      = "Asia/Tehran"                        # required, an IANA name
+        days          = ["sat", "sun", "mon", "tue", "wed"]  # required unless always
+        hours         = ["09:00-13:00", "14:00-17:00"]       # required unless always; "24:00" ends a day
+        holidays      = ["2026-03-21", 2026-03-22]           # optional; ISO strings or TOML dates
+        holidays_file = "/etc/mailgate/holidays.txt"         # optional; one ISO date a line, '#' comments
+        always        = true                                 # 24/7; then only timezone may be given
+
+    Day names are mon..sun or full names, in any case. Nothing raises:
+    every problem is returned as ``(dotted key, message)``.
+    """
+    reader = Reader(env=None)
+    keys = reader.section(CalendarKeys, table, key)
+    return (None, reader.problems) if keys is None else (keys.calendar(), [])

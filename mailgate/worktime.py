@@ -39,23 +39,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 UTC = timezone.utc
 ONE_DAY = timedelta(days=1)
 MIDNIGHT = time(0)
 
-DAY_NAMES = {
-    "mon": 0, "monday": 0,
-    "tue": 1, "tuesday": 1,
-    "wed": 2, "wednesday": 2,
-    "thu": 3, "thursday": 3,
-    "fri": 4, "friday": 4,
-    "sat": 5, "saturday": 5,
-    "sun": 6, "sunday": 6,
-}
-CONFIG_KEYS = {"timezone", "days", "hours", "holidays", "holidays_file", "always"}
 HOURS_PATTERN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*$")
 
 Interval = tuple[datetime, datetime]
@@ -216,7 +205,7 @@ def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
     return instant.astimezone(zone).replace(tzinfo=None)
 
 
-# -- validation, shared by the constructor and the config reader
+# -- validation, shared by the constructor and the config reader (`service.py`)
 
 
 def calendar_problems(calendar: WorkCalendar) -> list[str]:
@@ -259,80 +248,7 @@ def _span(start: time, end: time) -> str:
     return f"{start:%H:%M}-{end_text}"
 
 
-# -- reading a calendar from configuration
-
-
-Problem = tuple[str, str]  # (dotted key, message)
-
-
-def calendar_from_config(table: dict, key: str = "calendar") -> tuple[WorkCalendar | None, list[Problem]]:
-    """Build a calendar from a TOML table; return ``(calendar, [])`` or ``(None, problems)``.
-
-    Accepted keys (``key`` prefixes the dotted names in problems)::
-
-        timezone      = "Asia/Tehran"                        # required, an IANA name
-        days          = ["sat", "sun", "mon", "tue", "wed"]  # required unless always
-        hours         = ["09:00-13:00", "14:00-17:00"]       # required unless always; "24:00" ends a day
-        holidays      = ["2026-03-21", 2026-03-22]           # optional; ISO strings or TOML dates
-        holidays_file = "/etc/mailgate/holidays.txt"         # optional; one ISO date a line, '#' comments
-        always        = true                                 # 24/7; then only timezone may be given
-
-    Day names are mon..sun or full names, in any case. Nothing raises:
-    every problem is returned as ``(dotted key, message)``.
-    """
-    problems = [(f"{key}.{name}", "unknown key") for name in sorted(set(table) - CONFIG_KEYS)]
-    zone = table.get("timezone")
-    if zone is None:
-        problems.append((f"{key}.timezone", "is required, e.g. \"Europe/Berlin\""))
-    else:
-        problems += [(f"{key}.timezone", message) for message in timezone_problems(str(zone))]
-    always = table.get("always", False)
-    if not isinstance(always, bool):
-        problems.append((f"{key}.always", f"must be true or false, got {always!r}"))
-    if always is True:
-        problems += [(f"{key}.{name}", "cannot be combined with always = true")
-                     for name in ("days", "hours", "holidays", "holidays_file") if name in table]
-        return _built(problems, lambda: WorkCalendar(str(zone), always=True))
-    days, day_problems = _read_days(table.get("days"))
-    hours, hour_problems = _read_hours(table.get("hours"))
-    holidays, holiday_problems = _read_holidays(table.get("holidays", []))
-    file_days, file_problems = _read_holidays_file(table.get("holidays_file"))
-    problems += [(f"{key}.days", message) for message in day_problems]
-    problems += [(f"{key}.hours", message) for message in hour_problems]
-    problems += [(f"{key}.holidays", message) for message in holiday_problems]
-    problems += [(f"{key}.holidays_file", message) for message in file_problems]
-    return _built(problems, lambda: WorkCalendar(str(zone), days, hours, holidays | file_days))
-
-
-def _built(problems, build):
-    return (None, problems) if problems else (build(), [])
-
-
-def _read_days(value) -> tuple[frozenset[int], list[str]]:
-    if value is None:
-        return frozenset(), ["is required, e.g. [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]"]
-    if not isinstance(value, list) or not value:
-        return frozenset(), [f"must be a non-empty list of day names, got {value!r}"]
-    unknown = [name for name in value if not isinstance(name, str) or name.lower() not in DAY_NAMES]
-    if unknown:
-        return frozenset(), [f"unknown day name {name!r}; use mon tue wed thu fri sat sun"
-                             for name in unknown]
-    return frozenset(DAY_NAMES[name.lower()] for name in value), []
-
-
-def _read_hours(value) -> tuple[list[tuple[time, time]], list[str]]:
-    if value is None:
-        return [], ["is required, e.g. [\"09:00-17:00\"]"]
-    if not isinstance(value, list) or not value:
-        return [], [f"must be a non-empty list like [\"09:00-17:00\"], got {value!r}"]
-    hours, problems = [], []
-    for text in value:
-        interval = parse_hours(text) if isinstance(text, str) else None
-        if interval is None:
-            problems.append(f"{text!r} is not an interval like \"09:00-17:00\"")
-        else:
-            hours.append(interval)
-    return hours, problems or hours_problems(hours)
+# -- reading working hours
 
 
 def parse_hours(text: str) -> tuple[time, time] | None:
@@ -346,41 +262,3 @@ def parse_hours(text: str) -> tuple[time, time] | None:
     if end_hour == 24:
         return (time(start_hour, start_minute), MIDNIGHT) if end_minute == 0 else None
     return time(start_hour, start_minute), time(end_hour, end_minute)
-
-
-def _read_holidays(value) -> tuple[frozenset[date], list[str]]:
-    if not isinstance(value, list):
-        return frozenset(), [f"must be a list of dates, got {value!r}"]
-    days = [_parse_date(item) for item in value]
-    problems = [f"{item!r} is not a date like \"2026-03-21\""
-                for item, day in zip(value, days) if day is None]
-    return frozenset(day for day in days if day is not None), problems
-
-
-def _read_holidays_file(path) -> tuple[frozenset[date], list[str]]:
-    if path is None:
-        return frozenset(), []
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError, TypeError) as error:
-        return frozenset(), [f"cannot read {path!r}: {error}"]
-    days, problems = set(), []
-    for number, line in enumerate(text.splitlines(), start=1):
-        entry = line.split("#", 1)[0].strip()
-        day = _parse_date(entry) if entry else None
-        if entry and day is None:
-            problems.append(f"{path}:{number}: {entry!r} is not a date like \"2026-03-21\"")
-        elif day is not None:
-            days.add(day)
-    return frozenset(days), problems
-
-
-def _parse_date(value) -> date | None:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return None
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        return None

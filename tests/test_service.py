@@ -161,7 +161,7 @@ def test_waiting_on_the_customer_pauses_the_resolution_clock(sgw, clock):
     ingest(sgw, make_mail(subject=f"Re: [MG#{result.ticket}]"), PIPE)
     t = ticket(sgw, result.ticket)
     assert t.status == "open"
-    calendar = sgw.settings.service.default.calendar
+    calendar = sgw.settings.service.calendar  # the installation's own policy
     assert calendar.working_between(due_before, t.resolution_due) == dt.timedelta(hours=2)
     assert local(t.resolution_due) == dt.datetime(2026, 11, 28, 9, 30)  # Wed 15:30 + 2 h
     assert local(t.next_response_due) == dt.datetime(2026, 11, 22, 12, 0)  # 8 working hours

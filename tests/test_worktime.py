@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgate.worktime import WorkCalendar, calendar_from_config, parse_hours
+from mailgate.service import calendar_from_config
+from mailgate.worktime import WorkCalendar, parse_hours
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 MON_FRI = {MON, TUE, WED, THU, FRI}
@@ -327,11 +328,11 @@ GOOD = {"timezone": "Europe/Berlin", "days": ["mon"], "hours": ["09:00-17:00"]}
       for item in ["2026-02-30", "21.03.2026", datetime(2026, 1, 1)]]),
     ({**GOOD, "holidays": "2026-03-21"},
      [("calendar.holidays", "must be a list of dates, got '2026-03-21'")]),
-    ({**GOOD, "holiday": ["2026-03-21"]}, [("calendar.holiday", "unknown key")]),
+    ({**GOOD, "holiday": ["2026-03-21"]}, [("calendar.holiday", "unknown key; did you mean 'holidays'?")]),
     ({"always": True, "timezone": "UTC", "days": ["mon"], "holidays": []},
      [("calendar.days", "cannot be combined with always = true"),
       ("calendar.holidays", "cannot be combined with always = true")]),
-    ({**GOOD, "always": "yes"}, [("calendar.always", "must be true or false, got 'yes'")]),
+    ({**GOOD, "always": "yes"}, [("calendar.always", "expected true or false, got 'yes'")]),
 ])
 def test_config_problems(table, problems):
     assert calendar_from_config(table) == (None, problems)
