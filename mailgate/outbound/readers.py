@@ -27,7 +27,7 @@ def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
     that reader's side of the thread (`answering`: the message being answered, when
     the caller holds it). SMS to the requester."""
     requester = ticket.requester
-    readers = [requester] + (cc_participants(session, ticket) if cc else [])
+    readers = [requester] + (_cc_participants(session, ticket) if cc else [])
     rows = [to_reader(session, settings, ticket, reader, kind, context, now, network=network,
                       threading=thread_headers(session, ticket, reader, answering))
             for reader in dict.fromkeys(readers)]
@@ -39,7 +39,7 @@ def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
     return [r for r in rows if r is not None]
 
 
-def cc_participants(session: Session, ticket: Ticket) -> list[Contact]:
+def _cc_participants(session: Session, ticket: Ticket) -> list[Contact]:
     return list(session.scalars(
         select(Contact).join(Participant).where(Participant.ticket_id == ticket.id,
                                                 Participant.role == "cc")

@@ -57,7 +57,7 @@ def safe_name(name: str | None) -> str:
 
 
 def reflected(context: dict) -> dict:
-    """A ticket context (`notify.ticket_context`) with the sender's words made safe."""
+    """A ticket context (`contexts.ticket_context`) with the sender's words made safe."""
     ticket = {**context["ticket"], "subject": safe_text(context["ticket"]["subject"])}
     requester = {**context["requester"], "name": safe_name(context["requester"]["name"])}
     return {**context, "ticket": ticket, "requester": requester}
