@@ -17,7 +17,6 @@ Pure; the depth of the tree was bounded before this runs.
 """
 from __future__ import annotations
 
-import email.feedparser
 import email.message
 import email.policy
 import mimetypes
@@ -25,8 +24,9 @@ import re
 from dataclasses import dataclass, field
 
 from . import uudecode, words
-from .charsets import Reader, codec_for
+from .charsets import Reader
 from .sanitize import html_to_text
+from .tree import with_boundary_found
 
 # extensions for unnamed parts; anything else asks `mimetypes`
 EXTENSIONS = {
@@ -153,7 +153,7 @@ class Walker:
         disposition = _disposition(part)
         encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         if kind.startswith("multipart/"):  # its boundary is missing or is not the one used
-            inner = _with_boundary_found(part)
+            inner = with_boundary_found(part)
             if inner is not None:
                 self.walk(inner, found, alternative=kind == "multipart/alternative")
                 return
@@ -167,16 +167,7 @@ class Walker:
         is_body = kind in ("text/plain", "text/html") and disposition != "attachment" and \
             (not name or disposition == "inline") and encoding not in UUENCODE
         if is_body:
-            text = self.reader.text(_cut(data), part.get_content_charset(None), self.hint)
-            if kind == "text/html":
-                found.html.append(text)
-                found.pieces.append(("html", text))
-            else:
-                text, files = uudecode.extract(text)
-                found.pieces.append(("plain", text))
-                for file_name, file_data in files:
-                    found.files.append(File(file_name or self._unnamed(""), "application/octet-stream",
-                                            file_data))
+            self._body(part, kind, data, found)
             if not name:
                 return
         elif kind.startswith("text/") and not name and disposition != "attachment":
@@ -190,6 +181,19 @@ class Walker:
             content_id=str(content_id) if content_id else None,
             inline=disposition == "inline" or (content_id is not None and
                                                disposition != "attachment")))
+
+    def _body(self, part, kind: str, data: bytes, found: Found) -> None:
+        """A text/plain or text/html body: its text, and the uuencoded files in it."""
+        text = self.reader.text(_cut(data), part.get_content_charset(None), self.hint)
+        if kind == "text/html":
+            found.html.append(text)
+            found.pieces.append(("html", text))
+            return
+        text, files = uudecode.extract(text)
+        found.pieces.append(("plain", text))
+        for file_name, file_data in files:
+            found.files.append(File(file_name or self._unnamed(""), "application/octet-stream",
+                                    file_data))
 
     def filename(self, part) -> str:
         view = _raw_view(part)
@@ -229,43 +233,6 @@ def _raw_view(part: email.message.Message) -> email.message.Message:
     return view
 
 
-_DELIMITER = re.compile(r"^--([^\s][^\r\n]{0,69}?)[ \t]*\r?$", re.MULTILINE)
-_PART_HEADER = re.compile(r"content-[a-z-]+[ \t]*:", re.IGNORECASE)
-MAX_FOUND_PARTS = 100
-
-
-def _with_boundary_found(part: email.message.Message) -> email.message.Message | None:
-    """A multipart part whose body uses a boundary its header does not declare (or
-    none is declared), parsed again with the boundary its first delimiter line shows
-    — when that boundary closes the body or the line opens a part (a Content-*
-    header follows), and delimits few enough parts."""
-    body = part.get_payload()
-    if not isinstance(body, str):
-        return None
-    first = _DELIMITER.search(body)
-    if first is None:
-        return None
-    boundary = first.group(1)
-    closing = re.compile("^--" + re.escape(boundary) + r"--[ \t]*\r?$", re.MULTILINE)
-    opens_a_part = _PART_HEADER.match(body, first.end() + 1) is not None
-    if not (closing.search(body, first.end()) or opens_a_part) or \
-            body.count("--" + boundary) > MAX_FOUND_PARTS + 1 or '"' in boundary:
-        return None
-    head = f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n'
-    parser = email.feedparser.FeedParser(policy=email.policy.compat32)
-    try:
-        parser.feed(head)
-        parser.feed(body)
-        inner = parser.close()
-    except RecursionError:
-        return None
-    payload = inner.get_payload()
-    if not isinstance(payload, list) or any(
-            isinstance(p.get_payload(), list) for p in payload):
-        return None  # found parts: yes; nested containers from a guess: no
-    return inner
-
-
 def _cut(data: bytes) -> bytes:
     """At most MAX_TEXT_BYTES of a text part, cut after a line (no character is split)."""
     if len(data) <= MAX_TEXT_BYTES:
@@ -297,14 +264,3 @@ def choose_alternative(options: list[Found]) -> str | None:
     if not plain_text.strip() or _words(best_text) > 2 * _words(plain_text) + 10:
         return best_text
     return plain_text
-
-
-def declared_charset(msg: email.message.Message) -> str | None:
-    """The first charset a text part declares that we can read and that says more than
-    ASCII: the hint for raw 8-bit headers and parts without a charset."""
-    for part in msg.walk():
-        if part.get_content_maintype() == "text":
-            codec = codec_for(part.get_content_charset(None))
-            if codec and codec not in ("ascii", "utf-8"):
-                return codec
-    return None

@@ -13,8 +13,11 @@ Pure; no I/O.
 from __future__ import annotations
 
 import codecs
+import email.message
 import re
 from dataclasses import dataclass, field
+
+from charset_normalizer import from_bytes
 
 # label (lower case, as found after `charset=`) -> Python codec name
 ALIASES = {
@@ -172,8 +175,6 @@ def detect(sample: bytes) -> str | None:
     that are no more chaotic than the best one, the most coherent first (the language
     the text reads as), then in `DETECTABLE` order."""
     try:
-        from charset_normalizer import from_bytes
-
         matches = list(from_bytes(sample, cp_isolation=list(DETECTABLE)))
     except Exception:  # the detector's own failure: no guess
         return None
@@ -189,3 +190,14 @@ def detect(sample: bytes) -> str | None:
                 ranked.append((-round(match.coherence - match.chaos, 2),
                                DETECTABLE.index(codec), codec))
     return min(ranked)[2] if ranked else None
+
+
+def declared_charset(msg: email.message.Message) -> str | None:
+    """The first charset a text part declares that we can read and that says more than
+    ASCII: the hint for raw 8-bit headers and parts without a charset."""
+    for part in msg.walk():
+        if part.get_content_maintype() == "text":
+            codec = codec_for(part.get_content_charset(None))
+            if codec and codec not in ("ascii", "utf-8"):
+                return codec
+    return None

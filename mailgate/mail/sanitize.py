@@ -32,7 +32,6 @@ ATTRIBUTES = {
     "ol": {"start"},
 }
 URL_SCHEMES = {"http", "https", "mailto", "cid"}
-BLOCKED_IMAGE = "[image]"
 
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:

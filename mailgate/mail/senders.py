@@ -113,6 +113,28 @@ def repair_headers(raw: bytes) -> tuple[bytes, str] | None:
     """(`raw` with its header block made readable, what was done), or None when
     nothing would give the message a From line."""
     lines = raw.split(b"\n", MAX_HEADER_LINES + 2 * MAX_BANNER_LINES)
+    banner = _banner(lines)
+    if banner is None:
+        return None
+    start, skipped = banner
+    block = _header_block(lines, start)
+    if block is None:
+        return None
+    header, fixes, has_from, end = block
+    if not has_from or (not skipped and not fixes):
+        return None
+    notes = []
+    if skipped:
+        notes.append(f"skipped {len(skipped)} line(s) before the headers ({skipped[0]!r})")
+    if fixes:
+        notes.append(f"repaired {fixes} malformed header line(s)")
+    return b"\n".join(header + lines[end:]) + (b"" if end < len(lines) else b"\n"), \
+        "; ".join(notes)
+
+
+def _banner(lines: list[bytes]) -> tuple[int, list[str]] | None:
+    """(index of the first header line, the banner lines before it); None when more
+    than MAX_BANNER_LINES stand before the headers."""
     start, skipped = 0, []
     while start < len(lines):
         line = lines[start].rstrip(b"\r")
@@ -126,6 +148,14 @@ def repair_headers(raw: bytes) -> tuple[bytes, str] | None:
         if start >= 2 * MAX_BANNER_LINES:
             return None
         start += 1
+    return start, skipped
+
+
+def _header_block(lines: list[bytes], start: int
+                  ) -> tuple[list[bytes], int, bool, int] | None:
+    """(the header lines from `start` as the stdlib can read them, how many were
+    fixed, whether one is a From with an address, the index of the blank line that
+    ends them); None when no end of the block is in sight."""
     header, fixes, has_from, end = [], 0, False, len(lines)
     for index in range(start, min(len(lines), start + MAX_HEADER_LINES)):
         line = lines[index]
@@ -148,12 +178,4 @@ def repair_headers(raw: bytes) -> tuple[bytes, str] | None:
         header.append(line)
     if end == len(lines) and start + MAX_HEADER_LINES < len(lines):
         return None  # no end of the header block in sight
-    if not has_from or (not skipped and not fixes):
-        return None
-    notes = []
-    if skipped:
-        notes.append(f"skipped {len(skipped)} line(s) before the headers ({skipped[0]!r})")
-    if fixes:
-        notes.append(f"repaired {fixes} malformed header line(s)")
-    return b"\n".join(header + lines[end:]) + (b"" if end < len(lines) else b"\n"), \
-        "; ".join(notes)
+    return header, fixes, has_from, end

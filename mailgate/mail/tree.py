@@ -4,19 +4,21 @@ The stdlib's compat32 parser builds the tree (it stays fast on hostile headers),
 fed in chunks, with the large file bodies set aside (`setaside.py`); a tree too deep
 or with too many parts is refused here, before anything reads it. mail-parser's
 address scanner reads From, To, Cc and Reply-To (structural recovery of odd lists).
+A multipart part whose body uses a boundary it does not declare is read again with
+the one it uses (`with_boundary_found`, when the body walk meets it).
 """
 from __future__ import annotations
 
 import email.feedparser
 import email.message
 import email.policy
+import re
 from dataclasses import dataclass
 
 from mailparser.utils import get_addresses
 
 from ..errors import MessageRejected, Rejection
-from .bodies import declared_charset
-from .charsets import Reader
+from .charsets import Reader, declared_charset
 from .headers import raw_headers
 from .setaside import SetAside, set_aside_large_bodies
 
@@ -87,3 +89,40 @@ def _address_list(msg: email.message.Message, name: str, reader: Reader,
         value = reader.text(value.encode("utf-8", "surrogateescape"), None, hint)
     pairs = get_addresses(value, decode_names=False)
     return [("" if n == a else n, a) for n, a in pairs if a]
+
+
+_DELIMITER = re.compile(r"^--([^\s][^\r\n]{0,69}?)[ \t]*\r?$", re.MULTILINE)
+_PART_HEADER = re.compile(r"content-[a-z-]+[ \t]*:", re.IGNORECASE)
+MAX_FOUND_PARTS = 100
+
+
+def with_boundary_found(part: email.message.Message) -> email.message.Message | None:
+    """A multipart part whose body uses a boundary its header does not declare (or
+    none is declared), parsed again with the boundary its first delimiter line shows
+    — when that boundary closes the body or the line opens a part (a Content-*
+    header follows), and delimits few enough parts."""
+    body = part.get_payload()
+    if not isinstance(body, str):
+        return None
+    first = _DELIMITER.search(body)
+    if first is None:
+        return None
+    boundary = first.group(1)
+    closing = re.compile("^--" + re.escape(boundary) + r"--[ \t]*\r?$", re.MULTILINE)
+    opens_a_part = _PART_HEADER.match(body, first.end() + 1) is not None
+    if not (closing.search(body, first.end()) or opens_a_part) or \
+            body.count("--" + boundary) > MAX_FOUND_PARTS + 1 or '"' in boundary:
+        return None
+    head = f'Content-Type: {part.get_content_type()}; boundary="{boundary}"\n\n'
+    parser = email.feedparser.FeedParser(policy=email.policy.compat32)
+    try:
+        parser.feed(head)
+        parser.feed(body)
+        inner = parser.close()
+    except RecursionError:
+        return None
+    payload = inner.get_payload()
+    if not isinstance(payload, list) or any(
+            isinstance(p.get_payload(), list) for p in payload):
+        return None  # found parts: yes; nested containers from a guess: no
+    return inner
