@@ -129,7 +129,7 @@ def read_days(value) -> frozenset[int]:
     return frozenset(DAY_NAMES[name.lower()] for name in value)
 
 
-def read_hours(value) -> tuple:
+def read_hours(value) -> tuple[tuple[dt.time, dt.time], ...]:
     if not isinstance(value, list) or not value:
         raise Invalid(f"must be a non-empty list like [\"09:00-17:00\"], got {value!r}")
     hours = [parse_hours(text) if isinstance(text, str) else None for text in value]
@@ -187,7 +187,7 @@ class CalendarKeys:
     timezone: str = key("", known_timezone, required='is required, e.g. "Europe/Berlin"')
     always: bool = key(False)
     days: frozenset[int] | None = key(None, read=read_days)
-    hours: tuple | None = key(None, read=read_hours)
+    hours: tuple[tuple[dt.time, dt.time], ...] | None = key(None, read=read_hours)
     holidays: frozenset[dt.date] | None = key(None, read=read_holidays)
     holidays_file: frozenset[dt.date] | None = key(None, read=read_holidays_file)
 

@@ -1,4 +1,8 @@
 """Configuration: defaults, one TOML file, secrets from env or files, problems with keys."""
+import datetime as dt
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,86 @@ def test_unreadable_or_invalid_file(tmp_path):
 def test_replace_for_tests():
     settings = Settings().replace(limits={"max_depth": 5})
     assert settings.limits.max_depth == 5 and settings.limits.max_parts == 500
+
+
+def problems_of(tmp_path, text: str, env: dict | None = None) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=env or {})
+    return info.value.problems
+
+
+def test_unknown_keys_name_the_likely_key_or_the_few_there_are(tmp_path):
+    assert problems_of(tmp_path, '[limits]\nmax_dept = 3\n[log]\nfmt = "json"\n'
+                       '[limit]\nx = 1\n') == [
+        ("limit", "unknown section; did you mean 'limits'?"),
+        ("limits.max_dept", "unknown key; did you mean 'max_depth'?"),
+        ("log.fmt", "unknown key; did you mean 'format'?")]
+    assert problems_of(tmp_path, "[service]\nfirst_response = { soon = 3 }\n") == [
+        ("service.first_response.soon", "unknown key; one of low, normal, high, urgent")]
+
+
+def test_values_are_checked_by_key_with_what_was_given(tmp_path):
+    assert problems_of(tmp_path, "[limits]\nmax_message_size = 0\n[smtp]\nmax_recipients = 0\n"
+                       'listen = ["nowhere"]\n[log]\nlevel = "LOUD"\n') == [
+        ("limits.max_message_size", "must be positive, got 0"),
+        ("log.level", "must be one of DEBUG, INFO, WARNING, ERROR; got 'LOUD'"),
+        ("smtp.listen", "not host:port: 'nowhere'"),
+        ("smtp.max_recipients", "must be at least 1, got 0")]
+
+
+def test_any_text_key_may_come_from_env_or_file_but_not_numbers(tmp_path):
+    secret = tmp_path / "relay"
+    secret.write_text("pa55\n")
+    path = write(tmp_path, f'[outbound]\nrelay_password_file = "{secret}"\n'
+                 '[sms]\ntwilio_auth_token_env = "TOKEN"\n')
+    settings = load_settings(path, env={"TOKEN": "t0k"})
+    assert (settings.outbound.relay_password, settings.sms.twilio_auth_token) == ("pa55", "t0k")
+    assert problems_of(tmp_path, '[outbound]\nrelay_password_file = "/nonexistent/x"\n'
+                       '[limits]\nmax_parts_env = "N"\n') == [
+        ("limits.max_parts_env", "unknown key; did you mean 'max_parts'?"),
+        ("outbound.relay_password_file", "cannot read /nonexistent/x: No such file or directory")]
+
+
+def test_imap_accounts_are_an_array_of_tables_with_required_keys(tmp_path):
+    assert problems_of(tmp_path, "[imap]\nhost = 'h'\n") == [
+        ("imap", "must be an array of tables: [[imap]]")]
+    assert problems_of(tmp_path, '[[imap]]\nname = "a"\nhost = "h"\n'
+                       '[[imap]]\nname = "b"\nhost = "h"\nuser = "u"\nauth = "xoauth2"\n') == [
+        ("imap[0].user", "is required"),
+        ("imap[1].oauth_token_url", "xoauth2 needs oauth_token_url and oauth_client_id")]
+    account = '[[imap]]\nname = "a"\nhost = "h"\nuser = "u"\npassword_env = "PW"\n'
+    assert problems_of(tmp_path, account * 2, env={"PW": "x"}) == [
+        ("imap[1].name", "duplicate account name 'a'")]
+    settings = load_settings(write(tmp_path, account), env={"PW": "x"})
+    assert settings.imap[0].password == "x" and settings.imap[0].effective_port == 993
+
+
+def test_departments_inherit_the_service_policy_target_by_target(tmp_path):
+    path = write(tmp_path, '[service]\nfirst_response = { normal = 8, urgent = 2 }\n'
+                 'warn_before = 1\n[service.calendar]\ntimezone = "Asia/Tehran"\n'
+                 'days = ["sat"]\nhours = ["09:00-17:00"]\n'
+                 '[service.departments.billing]\nfirst_response = { normal = 4 }\n')
+    service = load_settings(path, env={}).service
+    billing = service.policy("billing")
+    assert billing.target("first_response", "normal") == dt.timedelta(hours=4)
+    assert billing.target("first_response", "urgent") == dt.timedelta(hours=2)
+    assert billing.target("resolution", "normal") is None
+    assert billing.calendar == service.calendar and billing.warn_before == 1
+    assert service.policy("unknown") is service and service.calendar.timezone == "Asia/Tehran"
+    assert Settings().service.policy(None).calendar.always
+
+
+def test_settings_survive_pickling_for_the_worker_processes(tmp_path):
+    path = write(tmp_path, '[service]\nresolution = { high = 3 }\n[[imap]]\nname = "a"\n'
+                 'host = "h"\nuser = "u"\npassword = "p"\n')
+    settings = load_settings(path, env={})
+    assert pickle.loads(pickle.dumps(settings)) == settings
+
+
+def test_loading_settings_imports_neither_the_orm_nor_a_validation_library(tmp_path):
+    code = ("import sys\nfrom mailgate.config import load_settings\nload_settings(None, {})\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'sqlalchemy', 'pydantic', 'jinja2', 'alembic'}))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert run.stdout.strip() == "[]"
