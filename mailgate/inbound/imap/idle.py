@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Callable
 
 from imapclient import IMAPClient
@@ -16,20 +17,18 @@ from .client import CONNECTION_ERRORS, MAX_BACKOFF, logout
 log = logging.getLogger("mailgate.imap")
 
 
+@dataclass
 class IdleWatcher:
     """`run()` until `stopped` is set (checked every `check_every` seconds); IDLE is
     renewed every `renew_after` seconds (RFC 2177: a server may end one after 30 minutes)."""
 
-    def __init__(self, account: ImapAccount, connect: Callable[[], IMAPClient],
-                 wake: Callable[[], object], stopped: threading.Event,
-                 clock: Callable[[], float], check_every: float, renew_after: float):
-        self.account = account
-        self.connect = connect
-        self.wake = wake
-        self.stopped = stopped
-        self.clock = clock
-        self.check_every = check_every
-        self.renew_after = renew_after
+    account: ImapAccount
+    connect: Callable[[], IMAPClient]
+    wake: Callable[[], object]
+    stopped: threading.Event
+    clock: Callable[[], float]
+    check_every: float
+    renew_after: float
 
     def run(self) -> None:
         failures = 0
