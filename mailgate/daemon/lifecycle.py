@@ -33,6 +33,10 @@ log = logging.getLogger("mailgate.daemon")
 
 
 class Daemon:
+    """The gateway, the delivery workers, the intake, the outbox sender, the listeners,
+    the health endpoint and the schedule, wired together; `serve()` runs them until
+    SIGTERM/SIGINT (tests call `start`, `wait` and `shutdown` themselves)."""
+
     def __init__(self, settings: Settings, config_path: str | None = None,
                  gateway: Gateway | None = None):
         self.settings = settings
