@@ -30,7 +30,8 @@ from .sanitize import sanitize_html
 from .senders import Sender, find_sender, repair_headers
 from .tree import Tree, read_tree
 
-# ParsedMessage and DeliveryReport are imported from here by the steps that read them.
+# The value types live in parsed.py; the pipeline, apply, agent_mail, gateway, workers and
+# outbound/bounces import ParsedMessage and DeliveryReport from here.
 __all__ = ["DeliveryReport", "ParsedMessage", "parse_message", "parse_or_reject"]
 
 # Headers the guard and the agent checks look at, kept as decoded one-line values.
