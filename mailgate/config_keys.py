@@ -8,16 +8,14 @@ declared once with its type (the annotation), its default and its checks::
         max_depth: int = key(20, positive)
         allowed_types: tuple[str, ...] = key(DEFAULT_ALLOWED_TYPES)
 
-        def problems(self):  # optional: checks across keys, after each key passed
+        def problems(self):  # optional: checks across keys, once each key passed
             ...yield "max_depth", "message"
 
-`Reader.section` turns a TOML table into a section. Types are read from the
-annotation: bool, int, float, str, Path, tuple[str, ...]; another section (a
-sub-table whose missing keys keep the values it replaces); tuple[Section, ...]
-(an array of tables, [[imap]]); tuple[tuple[str, Section], ...] (a table of
-named sub-tables, each inheriting the keys of the section it sits in). A key
-declared with `read=` is converted by that function instead.
-
+`Reader.section` reads a TOML table into a section. The annotation says how:
+bool, int, float, str, Path, tuple[str, ...]; a section (a sub-table whose
+missing keys keep the values it replaces); tuple[S, ...] for a section S (an
+array of tables, [[imap]]); tuple[tuple[str, S], ...] (named sub-tables that
+inherit the keys of the table they sit in). A `read=` function overrides it.
 Text keys (str, Path) may be given as KEY_env (the name of an environment
 variable) or KEY_file (a file whose stripped content is the value) instead, so
 that secrets need not be written into the file.
