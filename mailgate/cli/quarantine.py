@@ -5,9 +5,8 @@ import email.parser
 import email.policy
 import sys
 
-from .. import quarantine as q
 from ..models import Quarantine
-from ..pipeline import retry_quarantined
+from ..pipeline import quarantine as q, retry_quarantined
 from .common import EX_DATAERR, CommandError, gateway, iso, print_json, print_table, session_of
 
 
