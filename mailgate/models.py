@@ -34,6 +34,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def iso(value: dt.datetime | None) -> str | None:
+    """A stored time as ISO 8601 for JSON and templates (None stays None)."""
+    return value.isoformat() if value else None
+
+
 class UTCDateTime(TypeDecorator):
     """Stores naive UTC, returns aware UTC, on every backend."""
 

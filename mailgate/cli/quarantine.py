@@ -5,9 +5,9 @@ import email.parser
 import email.policy
 import sys
 
-from ..models import Quarantine
+from ..models import Quarantine, iso
 from ..pipeline import quarantine as q, retry_quarantined
-from .common import EX_DATAERR, CommandError, gateway, iso, print_json, print_table, session_of
+from .common import EX_DATAERR, CommandError, gateway, print_json, print_table, session_of
 
 
 def register(sub) -> None:
