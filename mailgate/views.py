@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from .models import Contact, Participant, Ticket, TicketEvent, iso, utcnow
 from . import sla
@@ -37,8 +37,6 @@ def ticket_summary(ticket: Ticket, default_prefix: str) -> dict:
 def _linked_number(ticket: Ticket) -> str | None:
     if ticket.linked_ticket_id is None:
         return None
-    from sqlalchemy.orm import object_session
-
     linked = object_session(ticket).get(Ticket, ticket.linked_ticket_id)
     return linked.number if linked else None
 
