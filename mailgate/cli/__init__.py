@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as error:
         if args.command == "check":
+            # imported here, as above: only `check` reports settings problems this way
             from .db import report_problems
 
             return report_problems(error.problems)
