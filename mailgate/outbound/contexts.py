@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..localdates import language
-from ..models import Address, Contact, Department, Message, Ticket
+from ..models import Address, Contact, Department, Message, Ticket, iso
 from ..service import ALWAYS_UTC
 from ..tickets import token_for
-from ..views import iso
 
 
 def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
