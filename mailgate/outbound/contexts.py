@@ -44,7 +44,8 @@ def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | Non
 def timezone_for(settings: Settings, ticket: Ticket) -> str:
     """Dates in mail: the department's service calendar, else `[outbound] timezone`."""
     policy = settings.service.policy(ticket.department.key)
-    return policy.timezone if policy.calendar is not ALWAYS_UTC else settings.outbound.timezone
+    # compared by value: settings reach the delivery workers pickled, as copies
+    return policy.timezone if policy.calendar != ALWAYS_UTC else settings.outbound.timezone
 
 
 def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
