@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .config_keys import MiB, Reader, at_least, key, one_of, positive, split_hostport
 from .config_transports import (HttpSettings, ImapAccount, LmtpSettings, OutboundSettings,
@@ -216,8 +217,6 @@ class Settings:
         if self.database.password and "@" in url and ":@" not in url:
             scheme, rest = url.split("://", 1)
             user, host = rest.split("@", 1)
-            from urllib.parse import quote
-
             url = f"{scheme}://{user}:{quote(self.database.password, safe='')}@{host}"
         return url
 

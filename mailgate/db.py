@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy import create_engine, event, exc, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -98,6 +98,7 @@ def deadline(seconds: float) -> Iterator[None]:
 def _wait(conn) -> None:
     """psycopg2's wait callback: libpq works non-blocking and this waits on its socket,
     for a bounded time on connections made by `_timed_connection` (others: unbounded)."""
+    # psycopg2 is imported only where PostgreSQL is in use: SQLite installs start faster
     import psycopg2
     import psycopg2.extensions as pg
 
@@ -125,6 +126,7 @@ def _wait(conn) -> None:
 
 
 def _timed_connection(connect_limit: float, statement_limit: float):
+    # psycopg2 is imported only where PostgreSQL is in use (see _wait)
     import psycopg2.extensions as pg
 
     if pg.get_wait_callback() is not _wait:
@@ -249,6 +251,7 @@ class Database:
 
     # -- schema -------------------------------------------------------------
     def _alembic_config(self):
+        # alembic is imported only when the schema is looked at (start-up time)
         from alembic.config import Config
 
         cfg = Config()
@@ -258,6 +261,7 @@ class Database:
 
     def schema_revisions(self) -> tuple[str | None, str]:
         """(current revision in the database, newest revision in the code)."""
+        # alembic is imported only when the schema is looked at (start-up time)
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
 
@@ -269,6 +273,7 @@ class Database:
     def upgrade(self) -> None:
         """Migrate to the newest revision, on an engine without statement timeouts (a
         migration of a large table may take longer than any statement should)."""
+        # alembic is imported only when the schema is looked at (start-up time)
         from alembic import command
 
         config = self._alembic_config()
@@ -304,7 +309,6 @@ class Database:
             f"{head}: run `mailgate db upgrade` (back up the database first)")
 
     def _has_tables(self) -> bool:
-        from sqlalchemy import inspect
 
         with self.engine.connect() as conn:
             return bool(inspect(conn).get_table_names())

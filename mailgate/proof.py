@@ -6,8 +6,8 @@ its author only by
    we signed for this ticket and reader (`signing.py`) that has not expired, or
 2. our own mail boundary's Authentication-Results: DMARC (or aligned DKIM/SPF)
    passed for the author's domain (`mail/authres.py`).
-Agents need a proof for anything they do by mail (`agent_mail.py`); customers
-need one for a command (`#close`), never for adding text (`apply.py`).
+Agents need a proof for anything they do by mail (`pipeline/agent.py`); customers
+need one for a command (`#close`), never for adding text (`pipeline/apply.py`).
 """
 from __future__ import annotations
 

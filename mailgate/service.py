@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 
-from .config_keys import Invalid, Reader, key, one_of, positive
+from .config_keys import Invalid, Reader, at_least, key, one_of, positive
 from .vocabulary import PRIORITIES
 from .worktime import WorkCalendar, hours_problems, parse_hours, timezone_problems
 
@@ -84,10 +84,10 @@ class Policy:
     first_response: Targets = Targets()
     next_response: Targets = Targets()
     resolution: Targets = Targets()
-    warn_before: float = key(2.0)
+    warn_before: float = key(2.0, at_least(0))
     escalation_contacts: tuple[str, ...] = key((), read=addresses)
-    reminder_after_days: int = key(3)
-    close_after_days: int = key(7)
+    reminder_after_days: int = key(3, at_least(0))
+    close_after_days: int = key(7, at_least(0))
     auto_close_status: str = key("resolved", one_of("resolved", "closed"))
     digest_time: str = key("", local_time)
 

@@ -1,7 +1,7 @@
 """Ticket queries and changes inside a caller's session. Nothing here commits.
 
-Used by the pipeline's apply step, the command line and (later) the agent
-commands, so that a status change is recorded the same way whoever makes it.
+Used by the pipeline's steps, the agents' #commands, the command line and the
+scheduled jobs, so that a status change is recorded the same way whoever makes it.
 """
 from __future__ import annotations
 
@@ -81,21 +81,6 @@ def directory(session: Session, addresses: set[str]) -> Directory:
     return Directory(routes={address: d.key for d, address in rows if address},
                      departments={d.key: d for d, _ in rows},
                      prefixes=frozenset(d.prefix for d, _ in rows if d.prefix))
-
-
-def is_own_address(session: Session, address: str | None, configured: tuple[str, ...]) -> bool:
-    if not address:
-        return False
-    base = split_plus(address)[0]
-    if address in configured or base in configured:
-        return True
-    return bool(address_map(session, {address, base}))
-
-
-def token_prefixes(session: Session, default_prefix: str) -> set[str]:
-    prefixes = {default_prefix}
-    prefixes.update(p for p in session.scalars(select(Department.prefix)) if p)
-    return prefixes
 
 
 def ticket_by_number(session: Session, number: str, options=()) -> Ticket | None:

@@ -1,18 +1,13 @@
 """Plain-value views of tickets for JSON output and templates (no lazy ORM objects leak)."""
 from __future__ import annotations
 
-import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from .models import Agent, Contact, Participant, Ticket, TicketEvent, utcnow
+from .models import Contact, Participant, Ticket, TicketEvent, iso, utcnow
 from . import sla
 from .tickets import token_for
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def ticket_summary(ticket: Ticket, default_prefix: str) -> dict:
@@ -42,8 +37,6 @@ def ticket_summary(ticket: Ticket, default_prefix: str) -> dict:
 def _linked_number(ticket: Ticket) -> str | None:
     if ticket.linked_ticket_id is None:
         return None
-    from sqlalchemy.orm import object_session
-
     linked = object_session(ticket).get(Ticket, ticket.linked_ticket_id)
     return linked.number if linked else None
 
@@ -73,8 +66,3 @@ def ticket_detail(session: Session, ticket: Ticket, default_prefix: str) -> dict
     } for m in ticket.messages]
     data["events"] = [event_view(e) for e in ticket.events]
     return data
-
-
-def agent_email(session: Session, agent_id: int | None) -> str | None:
-    agent = session.get(Agent, agent_id) if agent_id else None
-    return agent.email if agent else None

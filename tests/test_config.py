@@ -155,3 +155,12 @@ def test_loading_settings_imports_neither_the_orm_nor_a_validation_library(tmp_p
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_service_durations_are_never_negative(tmp_path):
+    """A negative warning time would make the scheduler's deadline job raise."""
+    path = write(tmp_path, '[service]\nwarn_before = -1\nclose_after_days = -2\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert {key for key, _ in caught.value.problems} == {"service.warn_before",
+                                                         "service.close_after_days"}

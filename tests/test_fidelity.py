@@ -350,7 +350,7 @@ def test_reply_to_only_marks_the_sender_not_verified(gw, departments):
 
 def test_quarantined_odd_sender_is_ingested_on_retry(gw, departments):
     """A message kept as "no usable From" (before senders.py) now opens its ticket."""
-    from mailgate import quarantine
+    from mailgate.pipeline import quarantine
 
     raw = mail(b"Please help\r\n", sender="Test test@example.com")
     kept = quarantine.keep(gw, raw, sha256_hex(raw), PIPE, "unusable", "no usable From address")

@@ -273,18 +273,19 @@ def test_status_changes_the_admin_marked_visible_are_mailed(mgw, relay):
 
 
 def test_rolled_back_change_queues_nothing(mgw, relay, monkeypatch):
-    import mailgate.pipeline
+    import mailgate.pipeline.notify
 
     def fail(*args, **kwargs):
         raise RuntimeError("injected after the outbox rows were added")
 
-    real = mailgate.pipeline.notify_inbound
+    real = mailgate.pipeline.notify.step
 
-    def notify_then_fail(*args, **kwargs):
-        real(*args, **kwargs)
+    def notify_then_fail(ctx):
+        real(ctx)
+        assert any(type(row).__name__ == "Outbox" for row in ctx.session.new)
         fail()
 
-    monkeypatch.setattr(mailgate.pipeline, "notify_inbound", notify_then_fail)
+    monkeypatch.setattr(mailgate.pipeline.notify, "step", notify_then_fail)
     result = ingest(mgw, make_mail(), PIPE)
     assert result.outcome == "quarantined"
     assert outbox(mgw) == [] and send_all(mgw) == 0

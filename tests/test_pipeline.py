@@ -312,15 +312,15 @@ def test_raw_utf8_subject_and_name_are_kept(gw, departments):
 
 
 def test_failure_after_ticket_insert_leaves_nothing_half_applied(gw, departments, monkeypatch):
-    import mailgate.apply
+    import mailgate.pipeline.apply
 
-    real = mailgate.apply.tickets.create_ticket
+    real = mailgate.pipeline.apply.tickets.create_ticket
 
     def create_then_fail(*args, **kwargs):
         real(*args, **kwargs)
         raise RuntimeError("injected failure after the ticket insert")
 
-    monkeypatch.setattr(mailgate.apply.tickets, "create_ticket", create_then_fail)
+    monkeypatch.setattr(mailgate.pipeline.apply.tickets, "create_ticket", create_then_fail)
     raw = make_mail()
     result = ingest(gw, raw, PIPE)
     assert result.outcome == "quarantined" and "injected failure" in result.reason
@@ -338,13 +338,13 @@ def test_failure_after_ticket_insert_leaves_nothing_half_applied(gw, departments
 def test_retry_keeps_the_imap_mailboxs_department(gw, departments, monkeypatch):
     """Mail from an IMAP mailbox whose address routes nowhere goes to the mailbox's
     department; a retry from quarantine must still know that department."""
-    import mailgate.apply
+    import mailgate.pipeline.apply
     from mailgate.pipeline import retry_quarantined
 
     def fail(*args, **kwargs):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(mailgate.apply.tickets, "create_ticket", fail)
+    monkeypatch.setattr(mailgate.pipeline.apply.tickets, "create_ticket", fail)
     raw = make_mail(to="old-alias@example.com")
     held = ingest(gw, raw, Envelope("imap", None, (), "billing"))
     assert held.outcome == "quarantined"

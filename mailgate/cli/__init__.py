@@ -46,6 +46,8 @@ class Parser(argparse.ArgumentParser):
 
     def _print_message(self, message: str, file=None) -> None:
         if message and not message.replace("\n", "").isprintable():
+            # every import below this module's top waits until a command needs it:
+            # `mailgate --help` must not load the ORM (CLI start-up time)
             from .common import printable
 
             message = printable(message)
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Everything it writes as text, logs included, goes through
     `common.printable`: mail is the attacker's text, the admin's terminal obeys it."""
     args = parse(argv)
+    # imported once the command is known (CLI start-up time; see _print_message)
     from .common import printable_output
 
     with printable_output():
@@ -102,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # imported once the command is known (CLI start-up time; see _print_message)
     from ..config import ConfigError, load_settings
     from ..db import SchemaOutOfDate
     from ..errors import TemporaryFailure
@@ -113,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
         settings = load_settings(args.config)
     except ConfigError as error:
         if args.command == "check":
+            # imported here, as above: only `check` reports settings problems this way
             from .db import report_problems
 
             return report_problems(error.problems)

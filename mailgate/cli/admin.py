@@ -12,7 +12,7 @@ from ..tickets import department_by_key
 from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
 
 
-def register(sub) -> None:
+def register(sub) -> None:  # one flat argparse block per noun: read as a table, not logic
     dept = sub.add_parser("department", help="departments").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = dept.add_parser("add", help="add or update a department")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import re
 import sys
@@ -55,10 +54,6 @@ def session_of(settings: Settings) -> Iterator:
     with gateway(settings, parse_workers=0) as gw:
         with gw.db.unit_of_work() as session:
             yield session
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 # What a terminal would obey rather than show: C0 controls but tab and newline

@@ -81,6 +81,7 @@ def template_problems(settings) -> list[tuple[str, str]]:
     """Every message and SMS template of every locale rendered with sample data; a
     package without its built-in templates (which would leave every reply pending)
     is a problem, not an empty list of templates that all rendered."""
+    # imported here: only `check` renders templates, and CLI start-up time matters
     from ..outbound.render import BUILTIN, Templates
     from ..outbound.samples import SAMPLES
 

@@ -6,12 +6,12 @@ import sys
 from sqlalchemy import select
 
 from .. import tickets as ops
-from ..models import Outbox
+from ..models import Outbox, iso
 from ..outbound import notify
 from ..outbound.render import Templates
 from ..outbound.samples import SAMPLES
 from ..outbound.sender import OutboxSender
-from .common import EX_DATAERR, CommandError, gateway, iso, print_json, print_table, session_of
+from .common import EX_DATAERR, CommandError, gateway, print_json, print_table, session_of
 
 
 def register(sub) -> None:

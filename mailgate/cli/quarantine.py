@@ -5,10 +5,9 @@ import email.parser
 import email.policy
 import sys
 
-from .. import quarantine as q
-from ..models import Quarantine
-from ..pipeline import retry_quarantined
-from .common import EX_DATAERR, CommandError, gateway, iso, print_json, print_table, session_of
+from ..models import Quarantine, iso
+from ..pipeline import quarantine as q, retry_quarantined
+from .common import EX_DATAERR, CommandError, gateway, print_json, print_table, session_of
 
 
 def register(sub) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import jobs
+from ..tickets import department_by_key
 from .common import EX_DATAERR, EX_USAGE, CommandError, gateway, session_of
 
 
@@ -22,8 +23,6 @@ def register(sub) -> None:
 
 
 def calendar_due(settings, args) -> None:
-    from ..tickets import department_by_key
-
     with session_of(settings) as session:
         department_by_key(session, args.department)  # NotFound for a typo
     policy = settings.service.policy(args.department)

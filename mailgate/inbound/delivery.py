@@ -19,12 +19,11 @@ import logging
 import pickle
 import time
 
-from .. import quarantine
 from ..config import Settings
 from ..errors import TemporaryFailure
 from ..gateway import Gateway
 from ..logs import setup_logging
-from ..pipeline import Envelope, Result, ingest
+from ..pipeline import Envelope, Result, ingest, quarantine
 from ..storage import sha256_hex
 from .workers import WorkerLost, WorkerPool, limit_memory, serve
 

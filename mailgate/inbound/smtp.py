@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import functools
+import hmac
 import ipaddress
 import logging
 import ssl
@@ -223,8 +224,6 @@ class UsersFile:
 
     def __call__(self, server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword):
-            import hmac
-
             user = auth_data.login.decode("utf-8", "replace")
             expected = self.users.get(user)
             if expected is not None and hmac.compare_digest(

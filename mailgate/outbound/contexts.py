@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..localdates import language
-from ..models import Address, Contact, Department, Message, Ticket
+from ..models import Address, Contact, Department, Message, Ticket, iso
 from ..service import ALWAYS_UTC
 from ..tickets import token_for
-from ..views import iso
 
 
 def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
@@ -45,7 +44,8 @@ def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | Non
 def timezone_for(settings: Settings, ticket: Ticket) -> str:
     """Dates in mail: the department's service calendar, else `[outbound] timezone`."""
     policy = settings.service.policy(ticket.department.key)
-    return policy.timezone if policy.calendar is not ALWAYS_UTC else settings.outbound.timezone
+    # compared by value: settings reach the delivery workers pickled, as copies
+    return policy.timezone if policy.calendar != ALWAYS_UTC else settings.outbound.timezone
 
 
 def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:

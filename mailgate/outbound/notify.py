@@ -106,7 +106,7 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
 
 def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
                     quarantine_id: int, now: dt.datetime) -> Outbox | None:
-    """To the agent whose From was on mail held as unverified (pipeline._tell_agent_held)."""
+    """To the agent whose From was on mail held as unverified (pipeline/quarantine.py, tell_agent_held)."""
     if over_rate_limit(session, settings, agent.email, now):
         return None
     return to_agent(session, settings, ticket, agent, "held",

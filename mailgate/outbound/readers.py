@@ -2,7 +2,7 @@
 
 Each mail about a ticket carries a Message-ID signed for its one reader
 (`signing.py`): a customer's reply that carries it proves its writer is that
-customer (`apply.py`), an agent's proves it answers our mail (`agent_mail.py`).
+customer (`pipeline/apply.py`), an agent's proves it answers our mail (`pipeline/agent.py`).
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
 def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent, kind: str,
              extra: dict, now: dt.datetime) -> Outbox | None:
     """Mail about `ticket` to one agent. Its Message-ID is signed like every
-    notification, so answering it is a verified reply (agent_mail.py)."""
+    notification, so answering it is a verified reply (pipeline/agent.py)."""
     context = {**ticket_context(session, settings, ticket), **extra}
     return _to_agent_address(session, settings, ticket, kind, context, now,
                              address=agent.email, agent_id=agent.id, name=agent.name)

@@ -7,25 +7,23 @@ that fails again while still quarantined bumps its entry instead of adding one.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from .errors import TemporaryFailure
-from .models import Inbound, Quarantine, utcnow
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
-    from .pipeline import Envelope, Result
+from .. import tickets
+from ..errors import Rejection, TemporaryFailure
+from ..gateway import Gateway
+from ..models import Inbound, Quarantine, utcnow
+from ..outbound import notify
+from ..vocabulary import Outcome
+from .envelope import Envelope, Result
 
 log = logging.getLogger("mailgate.quarantine")
 
 
-def keep(gw: "Gateway", raw: bytes, digest: str, envelope: "Envelope", kind: str,
-         reason: str) -> "Result":
+def keep(gw: Gateway, raw: bytes, digest: str, envelope: Envelope, kind: Rejection,
+         reason: str) -> Result:
     """Store `raw` durably in quarantine (its own transaction); TemporaryFailure if we cannot."""
-    from .pipeline import Result
-
     try:
         gw.storage.raw.put(raw, digest)
     except OSError as error:  # disk full, read-only: nothing is kept, the sender retries
@@ -38,8 +36,9 @@ def keep(gw: "Gateway", raw: bytes, digest: str, envelope: "Envelope", kind: str
             entry = Quarantine(sha256=digest, size=len(raw), source=envelope.source,
                                envelope_from=envelope.mail_from,
                                envelope_to=list(envelope.rcpt_to),
-                               mailbox_default=envelope.mailbox_default or None, error_class=kind,
-                               error=reason, attempts=1, created_at=now, last_attempt_at=now)
+                               mailbox_default=envelope.mailbox_default or None,
+                               error_class=kind, error=reason, attempts=1, created_at=now,
+                               last_attempt_at=now)
             session.add(entry)
         else:
             entry.attempts += 1
@@ -47,13 +46,30 @@ def keep(gw: "Gateway", raw: bytes, digest: str, envelope: "Envelope", kind: str
         trace = [f"quarantine: {kind}: {reason}"]
         record = Inbound(sha256=digest, source=envelope.source, envelope_from=envelope.mail_from,
                          envelope_to=list(envelope.rcpt_to), size=len(raw),
-                         outcome="quarantined", trace=trace, received_at=now)
+                         outcome=Outcome.QUARANTINED.value, trace=trace, received_at=now)
         session.add(record)
         session.flush()
-        log_method = log.error if kind == "bug" else log.info
+        log_method = log.error if kind == Rejection.BUG else log.info
         log_method("quarantined %s message %s as #%d: %s", envelope.source, digest[:12],
                    entry.id, reason)
-        return Result("quarantined", None, record.id, entry.id, reason, trace)
+        return Result(Outcome.QUARANTINED, None, record.id, entry.id, reason, trace)
+
+
+def tell_agent_held(gw: Gateway, number: str, address: str, quarantine_id: int) -> bool:
+    """Tell the agent whose address was on mail we held: if they wrote it, it did not
+    reach the customer; if not, someone used their address. At most
+    `ack_limit_per_hour` such notices per agent; the message stays held either way."""
+    try:
+        with gw.db.unit_of_work() as session:
+            ticket = tickets.ticket_by_number(session, number)
+            agent = tickets.agent_by_email(session, address)
+            if ticket is None or agent is None:
+                return False
+            return notify.held_for_review(session, gw.settings, ticket, agent, quarantine_id,
+                                          gw.now()) is not None
+    except Exception:  # the message is safe in quarantine; the notice is a courtesy
+        log.exception("could not queue the held-mail notice for %s", address)
+        return False
 
 
 def entries(session, include_resolved: bool = False) -> list[Quarantine]:

@@ -1,0 +1,120 @@
+"""Agent: mail from an agent of the department, proven, is an answer, not a ticket.
+
+A From: header is trivially forged, so From alone never makes a message an
+agent's. It is an agent's only if From is an active agent of the ticket's
+department **and** one proof holds (`proof.py`):
+1. In-Reply-To/References carries the signed, unexpired Message-ID of a
+   notification we sent that agent (or the department's team address) about this
+   ticket (`signing.py`), or
+2. an Authentication-Results header written by our own mail boundary shows
+   DMARC (or aligned DKIM/SPF) pass for the agent's domain (`mail/authres.py`),
+or an admin vouched for it when releasing it from quarantine. An unproven agent
+From on a ticket where that address is no participant is held in quarantine.
+
+A verified agent's reply has its quoted history cut; commands at its top are
+applied (`agent_commands.py`); the rest is relayed to the customer (or kept as an
+internal note with `#note`). `#new customer@…` to a department opens a ticket on
+the customer's behalf. Everyone else goes on to the apply step.
+"""
+from __future__ import annotations
+
+import logging
+
+from .. import sla, tickets
+from ..errors import MessageRejected, Rejection
+from ..mail.commands import split_commands
+from ..mail.headers import normalize_address
+from ..models import Agent, Ticket
+from ..outbound import notify
+from ..vocabulary import Outcome, Status
+from .agent_commands import agent_of, apply_commands, report_errors
+from .context import Context
+from .envelope import Result, Vouch
+from .store import store_message
+
+log = logging.getLogger("mailgate.pipeline")
+
+
+def step(ctx: Context) -> Result | None:
+    if ctx.automatic or ctx.envelope.vouched == Vouch.CUSTOMER:
+        return None
+    agent = _agent(ctx)
+    if agent is None:
+        return None
+    ticket = ctx.ticket
+    if ticket is not None:
+        notes = handle_reply(ctx, ticket, agent)
+    else:
+        commands, _ = split_commands(ctx.reply_text)
+        new = next((c for c in commands if c.name == "new" and not c.error), None)
+        if new is None:
+            return None  # an agent writing to a department without #new: an ordinary ticket
+        ticket, notes = new_ticket_for_customer(ctx, agent, normalize_address(new.arg))
+    sla.refresh(ctx.settings, ticket, ctx.now)
+    ctx.trace.extend(notes)
+    return ctx.finish(Outcome.APPENDED if ctx.decision.ticket else Outcome.NEW, ticket)
+
+
+def _agent(ctx: Context) -> Agent | None:
+    """The agent whose From this is, if a proof holds; None for everyone else."""
+    ticket = ctx.ticket
+    department_id = ticket.department_id if ticket else ctx.department_id
+    agent = agent_of(ctx.session, ctx.msg.from_addr, department_id) if department_id \
+        else None
+    if agent is None:
+        return None
+    how = "an admin (quarantine retry --as agent)" if ctx.envelope.vouched == Vouch.AGENT \
+        else ctx.proof.for_agent(ticket.id if ticket else None, agent.id, agent.email)
+    if how is None:
+        log.warning("mail with agent From %s but no proof", agent.email,
+                    extra={"fields": {"ticket": ticket.number if ticket else None}})
+        ctx.trace.append(f"agent: From is agent {agent.email} but nothing proves it")
+        if ticket is not None and ctx.msg.from_addr not in ctx.decision.ticket.participants:
+            raise MessageRejected(f"From: {agent.email} (an agent) without a signed reference "
+                                  "or trusted authentication; held for review",
+                                  Rejection.UNVERIFIED, about=(ticket.number, agent.email))
+        return None
+    ctx.trace.append(f"agent: {agent.email} verified by {how}")
+    return agent
+
+
+def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
+    """Store the agent's reply, apply its commands, relay it (unless #note)."""
+    session, now = ctx.session, ctx.now
+    commands, body = split_commands(ctx.reply_text)
+    note = any(c.name == "note" and not c.error for c in commands)
+    message, refused = store_message(ctx, ticket, "internal_note" if note else "agent_reply",
+                                     text=body)
+    message.author_email, message.author_name = agent.email, agent.name or ctx.msg.from_name
+    message.direction = "in" if note else "out"
+    message.html_body = None  # the original, quotes and all, stays in the raw store
+    notes = [f"agent: {agent.email}, {len(commands)} command(s)"]
+    applied, errors = apply_commands(ctx, ticket, agent, commands, internal=note)
+    errors += [(f"attachment {name}", reason) for name, reason in refused]
+    explicit_status = any(c.name == "status" for c in commands if not c.error)
+    if not note and body.strip():
+        session.flush()
+        notify.agent_reply(session, ctx.settings, ticket, message, agent, now)
+        notes.append("agent: reply relayed to the customer")
+        sla.agent_answered(ticket, now)
+        if not explicit_status:
+            tickets.set_status(session, ticket, Status.ANSWERED, agent.email, now=now)
+    elif note:
+        notes.append("agent: internal note, not sent to the customer")
+    ticket.updated_at = now
+    if errors:
+        report_errors(ctx, ticket, agent, applied, errors)
+        notes.append(f"agent: {len(errors)} command(s) not applied")
+    notes.extend(f"command: {line}" for line in applied)
+    return notes
+
+
+def new_ticket_for_customer(ctx: Context, agent: Agent, customer: str
+                            ) -> tuple[Ticket, list[str]]:
+    """`#new customer@…`: an agent opens a ticket on a customer's behalf and writes first."""
+    contact = tickets.contact_for(ctx.session, customer)
+    ticket = tickets.create_ticket(ctx.session, ctx.department_id, contact,
+                                   ctx.msg.subject or "(no subject)", now=ctx.now)
+    ctx.session.flush()
+    notes = handle_reply(ctx, ticket, agent)
+    return ticket, [f"agent: #new opened #{ticket.number} for {customer}", *notes]

@@ -1,0 +1,98 @@
+"""One message on its way through the steps: what came in, and what each step decided.
+
+Steps read what earlier steps wrote and add their own part; the fields below are
+in the order the steps fill them. `finish()` writes the message's inbound row and
+ends the path with a `Result`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy.orm import Session
+
+from ..gateway import Gateway
+from ..mail.authres import Boundary
+from ..mail.guard import Verdict
+from ..mail.parse import ParsedMessage
+from ..mail.quotes import strip_quoted
+from ..mail.route import Route
+from ..mail.threads import Decision
+from ..models import Inbound, Message, Outbox, Ticket
+from ..proof import Proof
+from ..tickets import Directory
+from ..vocabulary import Outcome
+from .envelope import Envelope, Result
+
+
+@dataclass
+class Applied:
+    """What the apply step wrote: the ticket made or continued, and the message."""
+    ticket: Ticket
+    message: Message
+    created: bool
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (filename, reason)
+    status_change: tuple[str, str] | None = None
+    refused_command: str = ""  # a command not run: nothing proved its sender
+
+
+@dataclass(eq=False)
+class Context:
+    session: Session
+    gw: Gateway
+    msg: ParsedMessage
+    raw: bytes
+    digest: str  # sha256 of `raw`
+    envelope: Envelope
+    now: dt.datetime
+    record: Inbound  # this message's inbound row, written by finish()
+    trace: list[str] = field(default_factory=list)
+    # guard
+    candidates: list[tuple[str, str]] = field(default_factory=list)  # (address, header)
+    known: Directory | None = None  # the departments and the addresses the message names
+    own: set[str] = field(default_factory=set)  # our own addresses
+    verdict: Verdict | None = None
+    # author
+    author: str = ""  # From: whose message it is
+    requester: str | None = None  # whom a new ticket answers
+    boundary: Boundary = field(default_factory=Boundary)
+    proof: Proof | None = None
+    may_autorespond: bool = False
+    # route
+    route: Route | None = None
+    # thread
+    decision: Decision | None = None
+    ticket: Ticket | None = None  # the ticket the decision names; after apply, the one written
+    # apply
+    applied: Applied | None = None
+
+    @property
+    def settings(self):
+        return self.gw.settings
+
+    @property
+    def automatic(self) -> bool:
+        """Automatic mail (auto-replies, lists, bounces) is kept but never answered."""
+        return not self.verdict.may_open_ticket
+
+    @property
+    def department_id(self) -> int | None:
+        """The routed department's id, if the message was routed."""
+        return self.known.department_ids[self.route.department] if self.route else None
+
+    @cached_property
+    def reply_text(self) -> str:
+        """The text with its quoted history cut (quotes.py), computed once."""
+        return strip_quoted(self.msg.text)
+
+    def finish(self, outcome: Outcome, ticket: Ticket | None = None,
+               reason: str = "") -> Result:
+        """Record the outcome on the inbound row and end the message's path."""
+        self.record.outcome = outcome.value
+        self.record.ticket = ticket
+        self.record.trace = list(self.trace)
+        queued = any(isinstance(row, Outbox) for row in self.session.new)
+        self.session.flush()
+        return Result(outcome, ticket.number if ticket is not None else None,
+                      self.record.id, reason=reason, trace=list(self.trace), queued=queued)

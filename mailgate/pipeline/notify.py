@@ -1,0 +1,30 @@
+"""Notify: the mail this message causes — the customer's acknowledgement, the
+agents' notification, a status mail — queued as outbox rows in this same
+transaction (`outbound/notify.py`), so they go out if and only if it commits.
+Automatic mail is answered by nobody."""
+from __future__ import annotations
+
+from ..outbound import notify
+from .context import Context
+from .envelope import Result
+
+
+def step(ctx: Context) -> Result | None:
+    if ctx.automatic:
+        return None
+    applied, session, settings, now = ctx.applied, ctx.session, ctx.settings, ctx.now
+    network = notify.network_of(ctx.boundary.client)
+    session.flush()  # the new ticket's number and relations are needed for the mail
+    if applied.created:
+        ctx.trace.extend(notify.after_new_ticket(
+            session, settings, applied.ticket, applied.message, ctx.may_autorespond,
+            applied.refused, now, network))
+        return None
+    ctx.trace.extend(notify.after_customer_reply(
+        session, settings, applied.ticket, applied.message, ctx.may_autorespond,
+        applied.refused, now, network, applied.refused_command))
+    if applied.status_change:
+        old, new = applied.status_change
+        if notify.status_changed(session, settings, applied.ticket, old, new, now=now):
+            ctx.trace.append(f"notify: status mail ({old} -> {new}) queued")
+    return None
