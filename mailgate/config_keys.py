@@ -21,13 +21,16 @@ variable) or KEY_file (a file whose stripped content is the value) instead, so
 that secrets need not be written into the file.
 
 Every problem is a (dotted key, message) pair (`limits.max_depth`, `imap[0].host`);
-unknown keys are problems too. Nothing raises: callers decide.
+unknown keys are problems too. Messages speak TOML, not Python: `expected an array
+of "host:port" strings, got "127.0.0.1:25"`. Nothing raises: callers decide.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import ipaddress
+import json
 import typing
 from pathlib import Path
 from typing import Any, Callable, Iterable, NamedTuple
@@ -124,7 +127,7 @@ class Reader:
             inherited = cls(**{k: getattr(section, k) for k in _keys(cls)})
             value = self._named(cls, raw, where, inherited)
         else:
-            value = scalar(raw, key.kind)
+            value = scalar(raw, key.kind, key.checks)
         if value is None:
             raise Invalid()  # a sub-table with problems, recorded already
         messages = [check(value) for check in key.checks]
@@ -224,11 +227,35 @@ def _cross_checks(section: Any) -> Iterable[Problem]:
     return check() if callable(check) else ()
 
 
-TYPE_NAMES = {bool: "true or false", int: "int", float: "a number", str: "a string",
-              Path: "a path (string)"}
+def toml(value: Any) -> str:
+    """`value` as it is written in TOML: "7" (a string), 7, true, [1, "a"], a table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return f"[{', '.join(map(toml, value))}]"
+    if isinstance(value, dict):
+        return "a table"
+    return value.isoformat() if isinstance(value, (dt.date, dt.time)) else repr(value)
 
 
-def scalar(value: Any, kind: Any) -> Any:
+def expected(kind: Any, checks: Iterable[Check] = ()) -> str:
+    """What a key of type `kind` takes, in TOML terms: 'an array of "host:port" strings'.
+    A check of each text may name it more closely (its `noun`, see `describes`)."""
+    noun = next((c.noun for c in checks if hasattr(c, "noun")), "string")
+    if kind in (str, Path):
+        return f"{article(noun)} {noun}" if kind is str else "a path (a string)"
+    if typing.get_args(kind) == (str, ...):
+        return f"an array of {noun}s"
+    return {bool: "true or false", int: "an integer", float: "a number"}[kind]
+
+
+def article(noun: str) -> str:
+    return "an" if noun[0] in "aeiou" else "a"
+
+
+def scalar(value: Any, kind: Any, checks: Iterable[Check] = ()) -> Any:
     """`value` from TOML as `kind` (bool, int, float, str, Path, tuple[str, ...])."""
     if isinstance(value, bool):
         if kind is bool:
@@ -242,10 +269,19 @@ def scalar(value: Any, kind: Any) -> Any:
     elif typing.get_args(kind) == (str, ...) and isinstance(value, list) \
             and all(isinstance(item, str) for item in value):
         return tuple(value)
-    raise Invalid(f"expected {TYPE_NAMES.get(kind, 'a list of strings')}, got {value!r}")
+    raise Invalid(f"expected {expected(kind, checks)}, got {toml(value)}")
 
 
 # -- checks shared by the sections: a message when the value is wrong, else None
+
+
+def describes(noun: str) -> Callable[[Check], Check]:
+    """Names what a check of a text accepts, for messages about the key's type:
+    `describes('"host:port" string')` -> expected an array of "host:port" strings."""
+    def name(check: Check) -> Check:
+        check.noun = noun
+        return check
+    return name
 
 
 def positive(value: float) -> str | None:
@@ -258,12 +294,13 @@ def at_least(low: int) -> Check:
 
 def one_of(*choices: str) -> Check:
     return lambda value: None if value in choices else (
-        f"must be one of {', '.join(choices)}; got {value!r}")
+        f"must be one of {', '.join(choices)}; got {toml(value)}")
 
 
 def each(check: Check) -> Check:
     """A check of every item of a list."""
-    return lambda values: next(filter(None, map(check, values)), None)
+    return describes(getattr(check, "noun", "string"))(
+        lambda values: next(filter(None, map(check, values)), None))
 
 
 def split_hostport(value: str) -> tuple[str, int] | None:
@@ -275,22 +312,25 @@ def split_hostport(value: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+@describes('"host:port" string')
 def host_port(value: str) -> str | None:
-    return None if split_hostport(value) else f"not host:port: {value!r}"
+    return None if split_hostport(value) else f"not host:port: {toml(value)}"
 
 
+@describes('"address/prefix" string')
 def network(value: str) -> str | None:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        return f"not a network: {value!r}"
+        return f"not a network: {toml(value)}"
     return None
 
 
+@describes("e-mail address string")
 def address(value: str) -> str | None:
     """An e-mail address, or empty (not set)."""
     if value and ("@" not in value or any(c in value for c in " <>\r\n")):
-        return f"not an address: {value!r}"
+        return f"not an address: {toml(value)}"
     return None
 
 

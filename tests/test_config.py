@@ -94,8 +94,8 @@ def test_values_are_checked_by_key_with_what_was_given(tmp_path):
     assert problems_of(tmp_path, "[limits]\nmax_message_size = 0\n[smtp]\nmax_recipients = 0\n"
                        'listen = ["nowhere"]\n[log]\nlevel = "LOUD"\n') == [
         ("limits.max_message_size", "must be positive, got 0"),
-        ("log.level", "must be one of DEBUG, INFO, WARNING, ERROR; got 'LOUD'"),
-        ("smtp.listen", "not host:port: 'nowhere'"),
+        ("log.level", 'must be one of DEBUG, INFO, WARNING, ERROR; got "LOUD"'),
+        ("smtp.listen", 'not host:port: "nowhere"'),
         ("smtp.max_recipients", "must be at least 1, got 0")]
 
 
@@ -164,3 +164,29 @@ def test_service_durations_are_never_negative(tmp_path):
         load_settings(path)
     assert {key for key, _ in caught.value.problems} == {"service.warn_before",
                                                          "service.close_after_days"}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('[service]\nclose_after_days = "7"\n',
+     ("service.close_after_days", 'expected an integer, got "7"')),
+    ("[limits]\nmax_parts = 7.5\n", ("limits.max_parts", "expected an integer, got 7.5")),
+    ("[limits]\nmax_depth = true\n", ("limits.max_depth", "expected an integer, got true")),
+    ('[daemon]\nshutdown_timeout = "soon"\n',
+     ("daemon.shutdown_timeout", 'expected a number, got "soon"')),
+    ('[storage]\nfsync = "yes"\n', ("storage.fsync", 'expected true or false, got "yes"')),
+    ("[gateway]\nhostname = 5\n", ("gateway.hostname", "expected a string, got 5")),
+    ("[storage]\ndir = { path = 1 }\n", ("storage.dir", "expected a path (a string), got a table")),
+    ('[gateway]\nown_addresses = "a@example.com"\n',
+     ("gateway.own_addresses", 'expected an array of strings, got "a@example.com"')),
+    ('[limits]\nallowed_types = ["text/plain", 1]\n',
+     ("limits.allowed_types", 'expected an array of strings, got ["text/plain", 1]')),
+    ('[smtp]\nlisten = "127.0.0.1:25"\n',
+     ("smtp.listen", 'expected an array of "host:port" strings, got "127.0.0.1:25"')),
+    ("[http]\nlisten = 9025\n", ("http.listen", 'expected a "host:port" string, got 9025')),
+    ("[smtp]\ntrusted_relays = [10]\n",
+     ("smtp.trusted_relays", 'expected an array of "address/prefix" strings, got [10]')),
+    ("[outbound]\nbounce_address = false\n",
+     ("outbound.bounce_address", "expected an e-mail address string, got false")),
+])
+def test_type_errors_say_what_was_expected_in_toml_terms(tmp_path, text, problem):
+    assert problems_of(tmp_path, text) == [problem]

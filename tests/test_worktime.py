@@ -332,7 +332,7 @@ GOOD = {"timezone": "Europe/Berlin", "days": ["mon"], "hours": ["09:00-17:00"]}
     ({"always": True, "timezone": "UTC", "days": ["mon"], "holidays": []},
      [("calendar.days", "cannot be combined with always = true"),
       ("calendar.holidays", "cannot be combined with always = true")]),
-    ({**GOOD, "always": "yes"}, [("calendar.always", "expected true or false, got 'yes'")]),
+    ({**GOOD, "always": "yes"}, [("calendar.always", 'expected true or false, got "yes"')]),
 ])
 def test_config_problems(table, problems):
     assert calendar_from_config(table) == (None, problems)
