@@ -156,7 +156,7 @@ def test_check_reports_problems_with_keys(mailgate, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(bad), "check"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 78
-    assert "limits.max_parts: expected int" in proc.stdout
+    assert 'limits.max_parts: expected an integer, got "x"' in proc.stdout
     assert "database.password_env: environment variable NOPE_NOT_SET is not set" in proc.stdout
 
 
