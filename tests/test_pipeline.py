@@ -376,3 +376,13 @@ def test_tnef_winmail_dat_is_unpacked(gw, departments):
     [att] = ticket(gw, result.ticket).messages[0].attachments
     assert (att.filename, att.sniffed_type) == ("report.pdf", "application/pdf")
     assert (gw.storage.attachments.root / att.stored_name).read_bytes().startswith(b"%PDF-1.4")
+
+
+def test_a_charset_repair_is_in_the_trace(gw, departments):
+    """Text declared in one charset but read as another says so in `message explain`."""
+    body = "Grüße aus München, die Lieferung ist fällig, bitte prüfen".encode("latin-1")
+    head, _, _ = make_mail().replace(b"Content-Transfer-Encoding: 7bit",
+                                     b"Content-Transfer-Encoding: 8bit").partition(b"\r\n\r\n")
+    raw = head + b"\r\n\r\n" + body + b"\r\n"  # declared utf-8, written in Latin-1
+    result = ingest(gw, raw, PIPE)
+    assert any(line.startswith("parse: text declared") for line in result.trace), result.trace

@@ -94,7 +94,9 @@ def _in_one_transaction(gw: Gateway, parsed: ParsedMessage, raw: bytes, digest: 
                               envelope_to=list(envelope.rcpt_to), size=len(raw),
                               outcome=Outcome.NEW.value, received_at=now, trace=[])
                 session.add(row)
-                return run_steps(Context(session, gw, parsed, raw, digest, envelope, now, row))
+                ctx = Context(session, gw, parsed, raw, digest, envelope, now, row)
+                ctx.trace.extend(f"parse: {note}" for note in parsed.notes)  # charset repairs
+                return run_steps(ctx)
         except exc.IntegrityError:
             if attempt == 2:
                 raise
