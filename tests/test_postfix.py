@@ -1,0 +1,294 @@
+"""Postfix in front of mailgate, as deployed (issue 18): a private Postfix from Debian
+hands the support domain to `mailgate run` over LMTP, or pipes it into
+`mailgate ingest`, and each test talks SMTP to Postfix as the Internet would.
+
+One `mailgate run` serves the whole module (its start is the slow part); each test
+starts its own Postfix and tells its messages apart by Message-ID. PostgreSQL is
+reached through a proxy whose link a test can cut: a database outage is how
+mailgate comes to answer 451, and `mailgate ingest` to exit 75."""
+from __future__ import annotations
+
+import shutil
+import smtplib
+import tempfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from mailgate.db import Database
+from mailgate.models import Address, Department, Inbound, Quarantine
+from tests.conftest import _truncate_all
+from tests.mails import make_mail
+from tests.servers.daemon import DaemonProcess
+from tests.servers.postfix import (HOSTNAME, PIPE_USER, lmtp_deployment, pipe_command,  # noqa: F401
+                                   pipe_deployment, postfix)
+from tests.servers.relay import RecordingRelay, free_port
+from tests.servers.tcpproxy import TcpProxy
+
+DOMAIN = "example.com"
+SIZE_LIMIT = 200_000  # mailgate's [smtp] max_message_size, and Postfix's message_size_limit
+CUSTOMER = "customer@example.org"
+
+
+class Site:
+    """What the module shares: PostgreSQL behind a proxy (`link`), the support
+    department at support@ and help@example.com, and `mailgate run` with an LMTP
+    listener on a port fixed in advance (Postfix finds it again after a restart)."""
+
+    def __init__(self, pg_url: str, folder: Path):
+        self.database = Database(pg_url)
+        _truncate_all(self.database)
+        with self.database.unit_of_work() as session:
+            support = Department(key="support", name="Support")
+            session.add_all([Address(address="support@example.com", department=support),
+                             Address(address="help@example.com", department=support)])
+        real = make_url(pg_url)
+        self.link = TcpProxy(real.host, real.port)
+        self.db_url = real.set(port=self.link.port).render_as_string(hide_password=False)
+        self.folder = folder
+        self.lmtp_port = free_port()
+        self.config = folder / "mailgate.toml"
+        self.config.write_text(
+            f'[database]\nurl = "{self.db_url}"\n'
+            f'[storage]\ndir = "{folder / "var"}"\nfsync = false\n'
+            f'[smtp]\nlisten = ["127.0.0.1:0"]\nmax_message_size = {SIZE_LIMIT}\n'
+            f'[lmtp]\nlisten = ["127.0.0.1:{self.lmtp_port}"]\n'
+            '[http]\nlisten = "127.0.0.1:0"\n[daemon]\ndelivery_workers = 1\n')
+        self.mailgate: DaemonProcess | None = None
+
+    def start_mailgate(self) -> None:
+        self.mailgate = DaemonProcess(self.config).start()
+
+    def stop_mailgate(self) -> None:
+        if self.mailgate is not None:
+            self.mailgate.stop()
+            self.mailgate = None
+
+    def deployment(self, size_limit: int = SIZE_LIMIT):
+        return lmtp_deployment(DOMAIN, self.lmtp_port, size_limit)
+
+    def inbound(self, message_id: str) -> list[Inbound]:
+        """What mailgate recorded of the message with this Message-ID, oldest first."""
+        with self.database.unit_of_work() as session:
+            rows = session.scalars(select(Inbound).where(Inbound.message_id == message_id)
+                                   .order_by(Inbound.id)).all()
+            session.expunge_all()
+            return list(rows)
+
+    def close(self) -> None:
+        self.stop_mailgate()
+        self.link.close()
+        self.database.dispose()
+
+
+@pytest.fixture(scope="module")
+def site(pg_url, tmp_path_factory):
+    site = Site(pg_url, tmp_path_factory.mktemp("mailgate"))
+    site.start_mailgate()
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def running(site):
+    """The module's `mailgate run`, started again if a test left it stopped."""
+    if site.mailgate is None:
+        site.start_mailgate()
+    return site
+
+
+@pytest.fixture
+def relay():
+    """Where Postfix sends everything not for the support domain: the senders' side."""
+    relay = RecordingRelay().start()
+    yield relay
+    relay.stop()
+
+
+def send(server, message_id: str, recipients=("support@example.com",), **mail) -> str:
+    """Submit a message to Postfix's smtpd as a sender's server would; its queue id."""
+    with smtplib.SMTP(server.host, server.port, timeout=30) as client:
+        client.sendmail(CUSTOMER, list(recipients), make_mail(message_id=message_id, **mail))
+    return server.queue_id(message_id)
+
+
+def bounce_to_customer(server, relay):
+    """The delivery status notice Postfix sent back to the customer (via the relay)."""
+    [notice] = server.wait(lambda: relay.to(CUSTOMER), 20, "bounce at the relay")
+    assert notice.mail_from == "<>"  # the null sender (aiosmtpd keeps it as written)
+    assert notice.message.get_content_type() == "multipart/report"
+    return next(part for part in notice.message.walk()
+                if part.get_content_type() == "message/delivery-status").as_string()
+
+
+# -- LMTP: `mailgate run` behind Postfix ------------------------------------------
+
+def test_mail_submitted_to_postfix_becomes_a_ticket(postfix, running, relay):
+    server = postfix.start(running.deployment(), relay.port)
+    queue_id = send(server, "<via-postfix@client.example.org>")
+    [delivery] = server.delivered(queue_id, "sent")
+    assert delivery.relay == f"127.0.0.1[127.0.0.1]:{running.lmtp_port}"
+    assert "250 2.0.0 OK: new #" in delivery.detail
+    [record] = running.inbound("<via-postfix@client.example.org>")
+    assert (record.source, record.outcome, record.envelope_from, record.envelope_to) == \
+        ("lmtp", "new", CUSTOMER, ["support@example.com"])
+    assert record.ticket_id is not None
+    assert server.queue() == [] and relay.received == []
+
+
+def test_unknown_recipient_is_refused_by_mailgate_and_bounced_by_postfix(postfix, running, relay):
+    server = postfix.start(running.deployment(), relay.port)
+    queue_id = send(server, "<two-rcpts@client.example.org>",
+                    recipients=("support@example.com", "nobody@example.com"))
+    [bounced] = server.delivered(queue_id, "bounced")
+    assert bounced.recipient == "nobody@example.com"
+    assert "550 5.1.1 <nobody@example.com>: Recipient address rejected: no such mailbox" \
+        in bounced.detail and "(in reply to RCPT TO command)" in bounced.detail
+    server.delivered(queue_id, "sent")  # the other recipient
+    status = bounce_to_customer(server, relay)
+    assert "Final-Recipient: rfc822; nobody@example.com" in status and "Status: 5.1.1" in status
+    # one ticket, for the recipient mailgate knows, and nothing kept for the other
+    [record] = running.inbound("<two-rcpts@client.example.org>")
+    assert record.envelope_to == ["support@example.com"] and record.outcome == "new"
+
+
+def test_mail_waits_in_postfix_while_mailgate_is_down_and_lands_once(postfix, running, relay):
+    running.stop_mailgate()
+    server = postfix.start(running.deployment(), relay.port)
+    queue_id = send(server, "<while-down@client.example.org>")
+    [deferred] = server.delivered(queue_id, "deferred")
+    assert "Connection refused" in deferred.detail
+    [queued] = server.queue()
+    assert (queued["queue_id"], queued["queue_name"]) == (queue_id, "deferred")
+    running.start_mailgate()
+    assert server.queue() != []  # not retried before it is due…
+    server.flush()  # …or flushed
+    server.delivered(queue_id, "sent")
+    server.flush()  # nothing is left to deliver twice
+    server.wait(lambda: server.queue() == [], 10, "empty queue")
+    assert [r.outcome for r in running.inbound("<while-down@client.example.org>")] == ["new"]
+
+
+def test_mailgate_answering_451_leaves_the_mail_in_postfix_until_it_lands_once(
+        postfix, running, relay):
+    server = postfix.start(running.deployment(), relay.port)
+    running.link.cut()  # the database is gone: mailgate answers 451 4.3.0
+    try:
+        queue_id = send(server, "<db-down@client.example.org>")
+        [deferred] = server.delivered(queue_id, "deferred")
+        assert "451 4.3.0" in deferred.detail
+        assert [q["queue_id"] for q in server.queue()] == [queue_id]
+    finally:
+        running.link.restore()
+    server.flush()
+    server.delivered(queue_id, "sent")
+    server.wait(lambda: server.queue() == [], 10, "empty queue")
+    assert [r.outcome for r in running.inbound("<db-down@client.example.org>")] == ["new"]
+    assert relay.received == []  # no bounce, no delay notice
+
+
+# -- sizes ----------------------------------------------------------------------
+
+def test_a_message_over_the_size_limit_is_refused_while_the_sender_is_connected(
+        postfix, running, relay):
+    """With message_size_limit at mailgate's own limit, Postfix refuses a larger message
+    in the sender's SMTP session (552: the sender's server tells its user), so mailgate
+    never sees it and nobody gets a bounce."""
+    server = postfix.start(running.deployment(), relay.port)
+    big = make_mail(message_id="<big@client.example.org>", body="x" * (SIZE_LIMIT + 1000))
+    with smtplib.SMTP(server.host, server.port, timeout=30) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:  # by SIZE= at MAIL FROM
+            client.sendmail(CUSTOMER, ["support@example.com"], big)
+        assert refused.value.smtp_code == 552
+        client.ehlo()
+        client.esmtp_features.pop("size")  # a client that does not say the size first
+        with pytest.raises(smtplib.SMTPDataError) as refused:  # at the end of DATA
+            client.sendmail(CUSTOMER, ["support@example.com"], big)
+        assert refused.value.smtp_code == 552
+    assert "queue file size limit exceeded" in server.log()
+    assert "postfix/lmtp[" not in server.log()  # mailgate was never asked
+    assert server.queue() == [] and relay.received == []
+    assert running.inbound("<big@client.example.org>") == []
+
+
+def test_the_largest_message_postfix_takes_lands_in_mailgate(postfix, running, relay):
+    """Nothing Postfix accepts is refused later for its size, even with short lines
+    (CRLF on the wire) and the Received: line Postfix adds: its limit counts the
+    queue file, which is larger still."""
+    server = postfix.start(running.deployment(), relay.port)
+    line = "y" * 30 + "\n"
+    with smtplib.SMTP(server.host, server.port, timeout=30) as client:
+        for lines in range(SIZE_LIMIT // 32, 0, -32):  # a kilobyte smaller each time
+            raw = make_mail(message_id="<largest@client.example.org>", body=line * lines)
+            try:
+                client.sendmail(CUSTOMER, ["support@example.com"], raw)
+                break
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as refused:
+                assert refused.smtp_code == 552
+    assert len(raw) > SIZE_LIMIT - 10_000
+    server.delivered(server.queue_id("<largest@client.example.org>"), "sent")
+    assert [r.outcome for r in running.inbound("<largest@client.example.org>")] == ["new"]
+
+
+def test_a_postfix_limit_above_mailgates_bounces_instead(postfix, running, relay):
+    """The wrong stage: Postfix takes a message that mailgate's LMTP listener will not
+    (its SIZE is smaller), and must bounce it afterwards, to a sender who may be forged."""
+    server = postfix.start(running.deployment(size_limit=4 * SIZE_LIMIT), relay.port)
+    queue_id = send(server, "<too-big@client.example.org>", body="x" * (SIZE_LIMIT + 1000))
+    [bounced] = server.delivered(queue_id, "bounced")
+    assert f"exceeds size limit {SIZE_LIMIT} of server 127.0.0.1" in bounced.detail
+    assert "Final-Recipient: rfc822; support@example.com" in bounce_to_customer(server, relay)
+    assert running.inbound("<too-big@client.example.org>") == []
+
+
+# -- the pipe: `mailgate ingest` run by Postfix -----------------------------------
+
+@pytest.fixture(scope="module")
+def pipe(site):
+    """The pipe deployment, with a configuration and storage folder for `mailgate
+    ingest` that the pipe's user can read and write (pytest's own temp folders are
+    private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="mailgate-pipe-"))
+    folder.chmod(0o755)
+    storage = folder / "var"
+    storage.mkdir()
+    shutil.chown(storage, PIPE_USER)
+    config = folder / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "{site.db_url}"\n'
+                      f'[storage]\ndir = "{storage}"\nfsync = false\n')
+    yield pipe_deployment(DOMAIN, pipe_command(folder), str(config), PIPE_USER, SIZE_LIMIT)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_mail_piped_into_mailgate_ingest_becomes_one_ticket(postfix, site, pipe, relay):
+    """One delivery per recipient (the recipient limit of 1 the README sets): two
+    addresses of one department give one ticket and a duplicate."""
+    server = postfix.start(pipe, relay.port)
+    queue_id = send(server, "<piped@client.example.org>",
+                    recipients=("support@example.com", "help@example.com"))
+    deliveries = server.delivered(queue_id, "sent", count=2)
+    assert {d.relay for d in deliveries} == {"mailgate"}
+    records = site.inbound("<piped@client.example.org>")
+    assert sorted(r.outcome for r in records) == ["duplicate", "new"]
+    assert all(r.source == "pipe" and r.envelope_from == CUSTOMER for r in records)
+    assert sorted(r.envelope_to[0] for r in records) == ["help@example.com",
+                                                         "support@example.com"]
+
+
+def test_ingest_exit_75_defers_in_postfix_until_it_lands_once(postfix, site, pipe, relay):
+    server = postfix.start(pipe, relay.port)
+    site.link.cut()  # `mailgate ingest` cannot reach the database: exit 75
+    try:
+        queue_id = send(server, "<piped-db-down@client.example.org>")
+        [deferred] = server.delivered(queue_id, "deferred", timeout=60)
+        assert deferred.relay == "mailgate" and "temporary failure" in deferred.detail
+        assert [q["queue_id"] for q in server.queue()] == [queue_id]
+    finally:
+        site.link.restore()
+    server.flush()
+    server.delivered(queue_id, "sent", timeout=60)
+    server.wait(lambda: server.queue() == [], 10, "empty queue")
+    assert [r.outcome for r in site.inbound("<piped-db-down@client.example.org>")] == ["new"]
+    assert relay.received == []
