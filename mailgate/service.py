@@ -22,7 +22,10 @@ department, and inherits the rest):
 
 Without a `[service]` section the calendar is 24/7 UTC and there are no targets.
 A department's calendar replaces the installation's as a whole; its targets
-override the installation's one priority at a time.
+override the installation's one priority at a time. A priority without a target
+takes the next lower priority's (urgent: high's, else normal's, else low's), else
+the kind's `default` (`resolution = { normal = 72, default = 120 }`), so that a
+priority change never drops a deadline; `mailgate check` warns about the rest.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, make_dataclass
 from pathlib import Path
+from typing import Iterable
 
 from .config_keys import Invalid, Reader, at_least, key, one_of, positive
 from .vocabulary import PRIORITIES
@@ -72,10 +76,12 @@ def work_calendar(table) -> WorkCalendar:
     return calendar
 
 
+DEADLINES = ("first_response", "next_response", "resolution")
 Targets = make_dataclass(
-    "Targets", [(p, float, key(0.0, positive)) for p in PRIORITIES], frozen=True,
+    "Targets", [(p, float, key(0.0, positive)) for p in (*PRIORITIES, "default")], frozen=True,
     namespace={"__module__": __name__,  # so that settings pickle for the worker processes
-               "__doc__": "Working hours of a response target per priority; 0: none."})
+               "__doc__": "Working hours of a response target per priority, and for the "
+                          "priorities without one (`default`); 0: none."})
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,33 @@ class Policy:
     digest_time: str = key("", local_time)
 
     def target(self, kind: str, priority: str) -> dt.timedelta | None:
-        hours = getattr(getattr(self, kind), priority, 0.0)
-        return dt.timedelta(hours=hours) if hours else None
+        """The `kind` target of `priority`; None: no deadline of that kind."""
+        source = self.target_source(kind, priority)
+        return dt.timedelta(hours=getattr(getattr(self, kind), source)) if source else None
+
+    def target_source(self, kind: str, priority: str) -> str | None:
+        """Whose target `priority` has: its own, else the next lower priority's that has
+        one (urgent falls back to high, then normal, then low), else "default"."""
+        targets = getattr(self, kind)
+        lower = PRIORITIES[:PRIORITIES.index(priority) + 1] if priority in PRIORITIES else ()
+        return next((name for name in (*reversed(lower), "default")
+                     if getattr(targets, name)), None)
+
+    def missing_targets(self, kinds=DEADLINES) -> Iterable[Problem]:
+        """(kind.priority, what happens) for each priority without a target of its own, in
+        a kind that has targets but no `default`: what `mailgate check` warns about."""
+        for kind in kinds:
+            targets = getattr(self, kind)
+            if targets == Targets() or targets.default:
+                continue
+            for priority in PRIORITIES:
+                source = self.target_source(kind, priority)
+                if source == priority:
+                    continue
+                yield f"{kind}.{priority}", (
+                    f"no target: {priority} tickets get no {kind} deadline" if source is None
+                    else f"no target: {priority} tickets get {source}'s "
+                         f"({getattr(targets, source):g} working hours)")
 
     @property
     def timezone(self) -> str:
@@ -110,6 +141,15 @@ class ServiceSettings(Policy):
             if name == department_key:
                 return policy
         return self
+
+    def target_warnings(self) -> Iterable[Problem]:
+        """`missing_targets` of the installation's policy and of each department's own
+        targets (those it inherits are named once, under [service])."""
+        yield from ((f"service.{k}", m) for k, m in self.missing_targets())
+        for name, policy in self.departments:
+            own = [kind for kind in DEADLINES if getattr(policy, kind) != getattr(self, kind)]
+            yield from ((f"service.departments.{name}.{k}", m)
+                        for k, m in policy.missing_targets(own))
 
 
 # -- a calendar from configuration

@@ -11,7 +11,8 @@ derives everything from the ticket's state, so every caller gets the same rules:
   customer; paused while the ticket is `answered` (`paused_since`) and resumed
   when they reply.
 
-A priority or department change recomputes with the new target and calendar.
+A priority or department change recomputes with the new target and calendar; a
+priority without a target of its own takes a lower one's (`Policy.target`).
 """
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def test_unknown_keys_name_the_likely_key_or_the_few_there_are(tmp_path):
         ("limits.max_dept", "unknown key; did you mean 'max_depth'?"),
         ("log.fmt", "unknown key; did you mean 'format'?")]
     assert problems_of(tmp_path, "[service]\nfirst_response = { soon = 3 }\n") == [
-        ("service.first_response.soon", "unknown key; one of low, normal, high, urgent")]
+        ("service.first_response.soon", "unknown key; one of low, normal, high, urgent, default")]
 
 
 def test_values_are_checked_by_key_with_what_was_given(tmp_path):

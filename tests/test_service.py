@@ -339,3 +339,56 @@ def test_ticket_list_overdue_and_deadline_fields(cli, tmp_path):
     [late] = json.loads(cli("ticket", "list", "--overdue", "--json")[1])
     assert late["number"] == row["number"] and late["overdue"] is True
     assert "OVERDUE" in cli("ticket", "list")[1]
+
+
+def test_a_priority_change_to_one_without_a_target_keeps_its_deadlines(cli, tmp_path):
+    """The issue's case: resolution has a target for normal only; `--priority urgent` used
+    to leave resolution_due = None. Now urgent takes the next lower priority's target."""
+    cli("address", "add", "support@example.com", "--department", "support")
+    (tmp_path / "m.eml").write_bytes(make_mail())
+    cli("ingest", str(tmp_path / "m.eml"))
+    [row] = json.loads(cli("ticket", "list", "--json")[1])
+    assert cli("ticket", "set", row["number"], "--priority", "urgent")[0] == 0
+    shown = json.loads(cli("ticket", "show", row["number"], "--json")[1])
+    # resolution: normal's 32 working hours; next response: normal's; first: urgent's own 2
+    assert shown["resolution_due"] == row["resolution_due"]
+    assert shown["first_response_due"] < row["first_response_due"]
+    assert cli("ticket", "set", row["number"], "--priority", "low")[0] == 0
+    shown = json.loads(cli("ticket", "show", row["number"], "--json")[1])
+    assert shown["resolution_due"] is None  # nothing lower than low, no default
+
+
+@pytest.mark.parametrize("targets, priority, hours", [
+    ("{ normal = 72 }", "urgent", 72),
+    ("{ normal = 72, high = 10 }", "urgent", 10),
+    ("{ normal = 72, high = 10 }", "high", 10),
+    ("{ normal = 72 }", "low", None),
+    ("{ normal = 72, default = 120 }", "low", 120),
+    ("{ default = 120 }", "urgent", 120),
+    ("{ low = 100, urgent = 4 }", "high", 100),
+    ("{}", "normal", None),
+])
+def test_a_missing_target_falls_back_to_a_lower_priority_then_default(tmp_path, targets,
+                                                                    priority, hours):
+    path = tmp_path / "service.toml"
+    path.write_text(f"[service]\nresolution = {targets}\n")
+    target = load_settings(path, env={}).service.target("resolution", priority)
+    assert target == (None if hours is None else dt.timedelta(hours=hours))
+
+
+def test_priorities_without_targets_are_named_once_per_policy(tmp_path):
+    path = tmp_path / "service.toml"
+    path.write_text(SERVICE + "[service.departments.sales]\nresolution = { default = 40 }\n"
+                    "[service.departments.billing.next_response]\nhigh = 3\n")
+    warnings = dict(load_settings(path, env={}).service.target_warnings())
+    assert warnings["service.resolution.urgent"] == \
+        "no target: urgent tickets get normal's (32 working hours)"
+    assert warnings["service.resolution.low"] == \
+        "no target: low tickets get no resolution deadline"
+    assert warnings["service.departments.billing.next_response.urgent"] == \
+        "no target: urgent tickets get high's (3 working hours)"
+    # billing sets its own normal first-response target: its high falls back to that one
+    assert warnings["service.departments.billing.first_response.high"] == \
+        "no target: high tickets get normal's (4 working hours)"
+    assert "service.departments.billing.resolution.urgent" not in warnings  # inherited
+    assert not [k for k in warnings if k.startswith("service.departments.sales")]
