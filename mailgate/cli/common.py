@@ -11,14 +11,17 @@ from ..config import Settings
 from ..gateway import Gateway
 from ..tickets import NotFound
 
+# sysexits.h, as README's "Command line" lists them: ok, a command line that makes no
+# sense, input that is not usable (a name or number that does not exist, a message
+# still quarantined after a retry), no input, our bug, try again later, configuration.
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = \
     0, 64, 65, 66, 70, 75, 78
 
 
 class CommandError(Exception):
-    """A user-facing error: printed without a traceback, exit status `code`."""
+    """A user-facing error: printed without a traceback, exit status `code` (sysexits)."""
 
-    def __init__(self, message: str, code: int = 1):
+    def __init__(self, message: str, code: int = EX_DATAERR):
         super().__init__(message)
         self.code = code
 

@@ -11,7 +11,8 @@ from ..outbound import notify
 from ..outbound.render import Templates
 from ..outbound.samples import SAMPLES
 from ..outbound.sender import OutboxSender
-from .common import EX_DATAERR, CommandError, gateway, print_json, print_table, session_of
+from .common import (EX_DATAERR, EX_USAGE, CommandError, gateway, print_json, print_table,
+                     session_of)
 
 
 def register(sub) -> None:
@@ -68,7 +69,7 @@ def outbox_list(settings, args) -> None:
 
 def outbox_retry(settings, args) -> None:
     if args.id is None and not args.all:
-        raise CommandError("give an ID or --all", 64)
+        raise CommandError("give an ID or --all", EX_USAGE)
     with session_of(settings) as session:
         query = select(Outbox).where(Outbox.status.in_(("failed", "bounced")))
         if not args.all:

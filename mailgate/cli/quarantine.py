@@ -1,4 +1,4 @@
-"""`mailgate quarantine list|show|retry`."""
+"""`mailgate quarantine list|show|retry|discard`."""
 from __future__ import annotations
 
 import email.parser
@@ -7,7 +7,8 @@ import sys
 
 from ..models import Quarantine, iso
 from ..pipeline import quarantine as q, retry_quarantined
-from .common import EX_DATAERR, CommandError, gateway, print_json, print_table, session_of
+from .common import (EX_DATAERR, EX_OK, EX_USAGE, CommandError, gateway, print_json,
+                     print_table, session_of)
 
 
 def register(sub) -> None:
@@ -30,6 +31,11 @@ def register(sub) -> None:
                    help="for mail held as unverified: you vouch that the agent sent it, "
                         "or it is to be treated as a customer's")
     p.set_defaults(handler=quarantine_retry)
+    p = quar.add_parser("discard", help="give up on an entry: resolved with your reason, left "
+                                        "out of the list; its raw bytes stay")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True, help="why, e.g. \"no From, spam\"")
+    p.set_defaults(handler=quarantine_discard)
 
 
 def entry_view(entry: Quarantine) -> dict:
@@ -51,6 +57,11 @@ def quarantine_list(settings, args) -> None:
                 ["ID", "CREATED", "SOURCE", "CLASS", "TRIES", "RESOLVED", "ERROR"])
 
 
+# What an empty field of an entry means, in `quarantine show`.
+_MEANING_OF_NONE = {"envelope_from": "unknown (not given by the transport)",
+                    "resolved_at": "not resolved", "resolution": "waiting for an admin"}
+
+
 def quarantine_show(settings, args) -> None:
     with gateway(settings, parse_workers=0) as gw:
         with gw.db.unit_of_work() as session:
@@ -67,7 +78,7 @@ def quarantine_show(settings, args) -> None:
             sys.stdout.buffer.write(raw)
         return
     for key, value in view.items():
-        print(f"{key}: {value}")
+        print(f"{key}: {_MEANING_OF_NONE.get(key, '') if value is None else value}")
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
         raw[:65536])
     print("\nheaders:")
@@ -78,9 +89,9 @@ def quarantine_show(settings, args) -> None:
 
 def quarantine_retry(settings, args) -> int:
     if args.id is None and not args.all:
-        raise CommandError("give an ID or --all", 64)
+        raise CommandError("give an ID or --all", EX_USAGE)
     if args.vouched and args.all:
-        raise CommandError("--as is for one entry at a time, not --all", 64)
+        raise CommandError("--as is for one entry at a time, not --all", EX_USAGE)
     with gateway(settings) as gw:
         if args.all:
             with gw.db.unit_of_work() as session:
@@ -97,4 +108,13 @@ def quarantine_retry(settings, args) -> int:
             print(f"quarantine {entry_id}: {result.outcome}"
                   + (f" #{result.ticket}" if result.ticket else "")
                   + (f" ({result.reason})" if result.reason else ""))
-    return 1 if still else 0
+    return EX_DATAERR if still else EX_OK  # still quarantined: the input is not usable yet
+
+
+def quarantine_discard(settings, args) -> None:
+    with session_of(settings) as session:
+        try:
+            entry = q.discard(session, args.id, args.reason)
+        except ValueError as error:
+            raise CommandError(str(error), EX_DATAERR) from error
+        print(f"quarantine {entry.id}: {entry.resolution}")

@@ -11,7 +11,7 @@ from ..outbound import notify
 from ..vocabulary import PRIORITIES, STATUSES
 from ..models import Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
-from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
+from .common import EX_DATAERR, EX_USAGE, CommandError, print_json, print_table, session_of
 
 
 def register(sub) -> None:
@@ -138,7 +138,8 @@ def _refused_by_message(session, data: dict) -> dict[int, list[dict]]:
 
 def ticket_set(settings, args) -> None:
     if not (args.status or args.priority or args.department):
-        raise CommandError("nothing to set: give --status, --priority or --department", 64)
+        raise CommandError("nothing to set: give --status, --priority or --department",
+                           EX_USAGE)
     actor = "cli"
     with session_of(settings) as session:
         ticket = ops.get_ticket(session, args.number)

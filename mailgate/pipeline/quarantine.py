@@ -1,8 +1,9 @@
 """Quarantine: messages that could not be processed, kept with the reason.
 
 The raw bytes stay in the raw store (by sha256); the quarantine row says why,
-how often it was tried, and whether an admin's retry resolved it. A message
-that fails again while still quarantined bumps its entry instead of adding one.
+how often it was tried, and whether an admin resolved it: a retry that passed, or
+a discard with the admin's reason (the bytes stay; the entry leaves the list). A
+message that fails again while still quarantined bumps its entry instead of adding one.
 """
 from __future__ import annotations
 
@@ -70,6 +71,30 @@ def tell_agent_held(gw: Gateway, number: str, address: str, quarantine_id: int) 
     except Exception:  # the message is safe in quarantine; the notice is a courtesy
         log.exception("could not queue the held-mail notice for %s", address)
         return False
+
+
+def unresolved(session, entry_id: int) -> Quarantine:
+    """The entry `entry_id`, waiting for an admin: NotFound, or ValueError if resolved."""
+    entry = session.get(Quarantine, entry_id)
+    if entry is None:
+        raise tickets.NotFound(f"no quarantine entry {entry_id}")
+    if entry.resolved_at is not None:
+        raise ValueError(f"quarantine entry {entry_id} is already resolved "
+                         f"({entry.resolution})")
+    return entry
+
+
+def discard(session, entry_id: int, reason: str) -> Quarantine:
+    """An admin gives up on an entry (mail with no From, spam): resolved as discarded
+    with their reason and left out of the list; its raw bytes stay in the raw store."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValueError("give a reason for discarding")
+    entry = unresolved(session, entry_id)
+    entry.resolved_at = utcnow()
+    entry.resolution = f"discarded: {reason}"[:200]
+    log.info("quarantine entry #%d discarded: %s", entry_id, reason)
+    return entry
 
 
 def entries(session, include_resolved: bool = False) -> list[Quarantine]:

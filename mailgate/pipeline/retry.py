@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..gateway import Gateway
 from ..models import Quarantine, utcnow
-from ..tickets import NotFound
 from ..vocabulary import Outcome, Source
+from . import quarantine
 from .envelope import Envelope, Result, Vouch
 from .runner import ingest
 
@@ -13,11 +13,7 @@ def retry_quarantined(gw: Gateway, entry_id: int, vouched: str = "") -> Result:
     """Run a quarantined message through the pipeline again; resolve the entry if it passes.
     `vouched` ("agent" or "customer") is an admin's word on mail held as `unverified`."""
     with gw.db.unit_of_work() as session:
-        entry = session.get(Quarantine, entry_id)
-        if entry is None:
-            raise NotFound(f"no quarantine entry {entry_id}")
-        if entry.resolved_at is not None:
-            raise ValueError(f"quarantine entry {entry_id} is already resolved")
+        entry = quarantine.unresolved(session, entry_id)
         if vouched and entry.error_class != "unverified":
             raise ValueError(f"quarantine entry {entry_id} is {entry.error_class}, not "
                              "unverified: --as is only for mail held as an unproven agent's")
