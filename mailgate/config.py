@@ -25,7 +25,8 @@ from .service import ServiceSettings
 
 __all__ = ["ConfigError", "Settings", "load_settings", "split_hostport", "MiB",
            "MIN_SECRET_BYTES", "DEFAULT_ALLOWED_TYPES", "DatabaseSettings", "StorageSettings",
-           "LimitSettings", "ThreadingSettings", "RoutingSettings", "GatewaySettings",
+           "LimitSettings", "ThreadingSettings", "RoutingSettings", "DepartmentRouting",
+           "GatewaySettings",
            "DaemonSettings", "SecuritySettings", "LogSettings", "SmtpSettings", "LmtpSettings",
            "HttpSettings", "ImapAccount", "OutboundSettings", "SmsSettings", "ServiceSettings"]
 
@@ -141,8 +142,25 @@ class ThreadingSettings:
 
 
 @dataclass(frozen=True)
-class RoutingSettings:
+class DepartmentRouting:
+    """What a department does with mail: `[routing]` for all, `[routing.departments.KEY]`
+    for one (its missing keys are those of `[routing]`)."""
+    # notifications a program sent on its own (Auto-Submitted: auto-generated, e.g.
+    # monitoring, ITSM): "ticket" opens a ticket (never acknowledged, marked
+    # automatic), "ignore" only records the message; out-of-office replies never
+    # open one
+    automatic_mail: str = key("ticket", one_of("ticket", "ignore"))
+
+
+@dataclass(frozen=True)
+class RoutingSettings(DepartmentRouting):
     catch_all: str = key("")  # department key that takes mail for unknown addresses
+    departments: tuple[tuple[str, DepartmentRouting], ...] = ()
+
+    def department(self, department_key: str | None) -> DepartmentRouting:
+        """The settings of department `department_key`."""
+        return next((rules for name, rules in self.departments if name == department_key),
+                    self)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ def verdict(raw=None, envelope_from=None, sender="Customer <c@x.org>", **headers
     ({}, Category.NORMAL, True, True),
     ({"auto_submitted": "no"}, Category.NORMAL, True, True),
     ({"auto_submitted": "auto-replied"}, Category.AUTO_REPLY, False, False),
-    ({"auto_submitted": "auto-generated; owner-email=x@y"}, Category.AUTO_REPLY, False, False),
+    ({"auto_submitted": "auto-generated; owner-email=x@y"}, Category.AUTOMATIC, True, False),
     ({"x_autoreply": "yes"}, Category.AUTO_REPLY, False, False),
     ({"x_autorespond": "vacation"}, Category.AUTO_REPLY, False, False),
     ({"precedence": "bulk"}, Category.LIST, True, False),
@@ -79,3 +79,29 @@ def test_real_world_dsns_are_bounces(name):
     assert verdict(raw).category is Category.BOUNCE, name
     report = parse_message(raw).report
     assert report is not None and report.recipients, name
+
+
+# -- issue 13: notifications are tickets nobody answers; replies are not -----------------
+
+@pytest.mark.parametrize("headers,envelope_from,category", [
+    ({"auto_submitted": "auto-generated"}, None, Category.AUTOMATIC),
+    ({"auto_submitted": "Auto-Generated (alert)"}, None, Category.AUTOMATIC),
+    ({"auto_submitted": "auto-notified; owner-email=\"sieve@x\""}, None, Category.AUTOMATIC),
+    ({"auto_submitted": "auto-generated"}, "", Category.AUTOMATIC),  # says what it is
+    ({"auto_submitted": "auto-generated", "list_id": "<ops.x>"}, None, Category.AUTOMATIC),
+    ({"auto_submitted": "auto-generated", "x_autoreply": "yes"}, None, Category.AUTO_REPLY),
+    ({"auto_submitted": "auto-generated", "sender": "owner-ops@lists.example"}, None,
+     Category.AUTO_REPLY),
+    ({"auto_submitted": "auto-forwarded"}, None, Category.AUTO_REPLY),  # unknown: a reply
+    ({"auto_submitted": ""}, "", Category.AUTO_REPLY),
+])
+def test_notifications_and_replies(headers, envelope_from, category):
+    v = verdict(envelope_from=envelope_from, **headers)
+    assert v.category is category
+    assert v.automatic and not v.may_autorespond
+    assert v.may_open_ticket == (category is Category.AUTOMATIC)
+
+
+@pytest.mark.parametrize("headers", [{}, {"precedence": "bulk"}, {"auto_submitted": "no"}])
+def test_people_write_normal_and_list_mail(headers):
+    assert not verdict(**headers).automatic

@@ -3,7 +3,10 @@
 The verdict decides two things: whether the message may open a ticket, and
 whether the gateway may ever answer it automatically. Automatic mail is never
 answered automatically — that is what keeps two robots from mailing each other
-forever (RFC 3834).
+forever (RFC 3834) — but RFC 3834 forbids answering it, not reading it: a
+monitoring or ITSM notification (`Auto-Submitted: auto-generated`) still opens a
+ticket, while an automatic *reply* (out of office) only joins the ticket it
+answers.
 """
 from __future__ import annotations
 
@@ -19,12 +22,17 @@ BOUNCE_LOCALPARTS = {"mailer-daemon", "postmaster"}
 # Web forms and notification systems send from these; their mail may open a
 # ticket (a contact form with Reply-To), but is never answered automatically.
 NOREPLY_LOCALPARTS = re.compile(r"^(no-?reply|do-?not-?reply)([+.-].*)?$")
+# Auto-Submitted values of notifications a program sends on its own, not in answer
+# to a message (RFC 3834 §5, RFC 5436 §2.7); every other value but "no" is a reply
+GENERATED = {"auto-generated", "auto-notified"}
+_KEYWORD = re.compile(r"\s*([A-Za-z0-9-]*)")
 
 
 class Category(StrEnum):
     """What kind of mail the guard found (the trace shows the value)."""
     NORMAL = "normal"
     LIST = "list"  # list or bulk mail: a ticket, but no acknowledgement
+    AUTOMATIC = "automatic"  # a notification (monitoring, ITSM): a ticket, never answered
     AUTO_REPLY = "auto_reply"  # out-of-office etc.: appended to its ticket if it threads
     BOUNCE = "bounce"
     MDN = "mdn"  # read receipt
@@ -35,6 +43,7 @@ class Category(StrEnum):
 CATEGORIES = {
     Category.NORMAL: (True, True),
     Category.LIST: (True, False),
+    Category.AUTOMATIC: (True, False),
     Category.AUTO_REPLY: (False, False),
     Category.BOUNCE: (False, False),
     Category.MDN: (False, False),
@@ -56,6 +65,11 @@ class Verdict:
     def may_autorespond(self) -> bool:
         return CATEGORIES[self.category][1] and not self.no_autorespond
 
+    @property
+    def automatic(self) -> bool:
+        """Written by a program, not by a person (list mail is people's)."""
+        return self.category not in (Category.NORMAL, Category.LIST)
+
 
 def _loop_reasons(msg: ParsedMessage, own_addresses: set[str], instance: str,
                   max_received: int) -> list[str]:
@@ -70,15 +84,20 @@ def _loop_reasons(msg: ParsedMessage, own_addresses: set[str], instance: str,
     return reasons
 
 
-def _auto_reply_reasons(msg: ParsedMessage, envelope_from: str | None) -> list[str]:
+def _auto_submitted(msg: ParsedMessage) -> str:
+    """The Auto-Submitted keyword, lower-case, without parameters or comments ("" if none)."""
+    return _KEYWORD.match(msg.header("auto-submitted")).group(1).lower()
+
+
+def _auto_reply_reasons(msg: ParsedMessage, envelope_from: str | None,
+                        submitted: str) -> list[str]:
     reasons = []
-    auto_submitted = msg.header("auto-submitted").split(";")[0].strip().lower()
-    if auto_submitted and auto_submitted != "no":
-        reasons.append(f"Auto-Submitted: {auto_submitted}")
+    if submitted and submitted != "no" and submitted not in GENERATED:
+        reasons.append(f"Auto-Submitted: {submitted}")
     for name in ("x-autoreply", "x-autorespond"):
         if msg.header(name):
             reasons.append(f"{name} header present")
-    if envelope_from == "":
+    if envelope_from == "" and submitted not in GENERATED:
         reasons.append("null reverse-path (MAIL FROM:<>)")
     local = (msg.from_addr or "").split("@")[0]
     if AUTOMATED_LOCALPARTS.match(local):
@@ -111,9 +130,12 @@ def judge(msg: ParsedMessage, envelope_from: str | None, own_addresses: set[str]
     local = (msg.from_addr or "").split("@")[0]
     if local in BOUNCE_LOCALPARTS:
         return Verdict(Category.BOUNCE, [f"sent by {msg.from_addr}"])
-    auto = _auto_reply_reasons(msg, envelope_from)
+    submitted = _auto_submitted(msg)
+    auto = _auto_reply_reasons(msg, envelope_from, submitted)
     if auto:
         return Verdict(Category.AUTO_REPLY, auto)
+    if submitted in GENERATED:
+        return Verdict(Category.AUTOMATIC, [f"Auto-Submitted: {submitted}"])
     listed = _list_reasons(msg)
     if listed:
         return Verdict(Category.LIST, listed, no_autorespond=True)

@@ -1,9 +1,12 @@
 """Apply: make the decision real — create the ticket or append the message, store
 accepted attachments, record refused ones and status changes as events.
 
-Automatic mail never opens a ticket. A customer's reply moves a ticket that
-waited on them back to the agents; their close command (`#close`, or a localized
-word) runs only when a proof holds for them (`proof.py`).
+A notification a program sent (`Category.AUTOMATIC`) opens a ticket marked
+automatic, unless its department's `automatic_mail` is "ignore"; other automatic
+mail never opens one, and an out-of-office reply on a ticket is recorded there as
+an `auto_reply` event, with no status change. A customer's reply moves a ticket
+that waited on them back to the agents; their close command (`#close`, or a
+localized word) runs only when a proof holds for them (`proof.py`).
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from .. import tickets
 from ..config import Settings
 from ..errors import MessageRejected, Rejection
 from ..mail.commands import split_commands
+from ..mail.guard import Category
 from ..mail.headers import normalize_address
 from ..mail.language import guess_locale
 from ..mail.threads import Action
@@ -27,9 +31,9 @@ NEW = (Action.NEW, Action.NEW_LINKED)
 
 def step(ctx: Context) -> Result | None:
     decision = ctx.decision
-    if decision.action in NEW and ctx.automatic:
-        return ctx.finish(Outcome.IGNORED,
-                          reason=f"{ctx.verdict.category} does not open tickets")
+    refusal = _opens_no_ticket(ctx) if decision.action in NEW else ""
+    if refusal:
+        return ctx.finish(Outcome.IGNORED, reason=refusal)
     if decision.action in NEW and ctx.route is None and decision.ticket is None:
         raise MessageRejected(f"no department for recipients "
                               f"{[a for a, _ in ctx.candidates]}", Rejection.ROUTE)
@@ -40,7 +44,36 @@ def step(ctx: Context) -> Result | None:
                              detail=f"sender not verified: {ctx.msg.sender_note}"[:2000])
     for name, reason in applied.refused:
         ctx.trace.append(f"attachment refused: {name}: {reason}")
+    if ctx.automatic:
+        _record_automatic(ctx, applied)
     return None
+
+
+def _opens_no_ticket(ctx: Context) -> str:
+    """Why this message opens no ticket of its own, or ""."""
+    verdict = ctx.verdict
+    if not verdict.may_open_ticket:
+        return f"{verdict.category} does not open tickets"
+    if verdict.category == Category.AUTOMATIC:
+        department = ctx.route.department if ctx.route else \
+            ctx.ticket.department.key if ctx.ticket else None
+        if ctx.settings.routing.department(department).automatic_mail == "ignore":
+            return f'automatic mail: automatic_mail = "ignore" for {department or "[routing]"}'
+    return ""
+
+
+def _record_automatic(ctx: Context, applied: Applied) -> None:
+    """Mark a ticket an automatic notification opened; record an out-of-office reply
+    on the ticket it answers (which it neither reopens nor reports to anyone)."""
+    why = "; ".join(ctx.verdict.reasons)[:2000]
+    if applied.created:
+        tickets.record_event(ctx.session, applied.ticket, "automatic", ctx.author,
+                             detail=f"opened by automatic mail: {why}")
+    elif ctx.verdict.category == Category.AUTO_REPLY:
+        tickets.record_event(ctx.session, applied.ticket, "auto_reply", ctx.author,
+                             new=ctx.msg.subject[:200], detail=why)
+        ctx.trace.append(f"auto_reply: recorded on #{applied.ticket.number}, "
+                         "status unchanged, nobody notified")
 
 
 def apply(ctx: Context) -> Applied:

@@ -73,8 +73,15 @@ class Context:
 
     @property
     def automatic(self) -> bool:
-        """Automatic mail (auto-replies, lists, bounces) is kept but never answered."""
-        return not self.verdict.may_open_ticket
+        """Mail a program wrote (notifications, auto-replies, bounces): kept and marked
+        automatic, never answered; it decides no language and runs no command."""
+        return self.verdict.automatic
+
+    @property
+    def quiet(self) -> bool:
+        """Automatic mail on a ticket that already was: stored, but it changes no
+        status, moves no deadline and tells nobody."""
+        return self.automatic and not self.applied.created
 
     @property
     def department_id(self) -> int | None:

@@ -1,7 +1,8 @@
 """Notify: the mail this message causes — the customer's acknowledgement, the
 agents' notification, a status mail — queued as outbox rows in this same
 transaction (`outbound/notify.py`), so they go out if and only if it commits.
-Automatic mail is answered by nobody."""
+Automatic mail is answered by nobody: a ticket it opened is announced to the
+agents only, and on an existing ticket it tells nobody."""
 from __future__ import annotations
 
 from ..outbound import notify
@@ -10,7 +11,7 @@ from .envelope import Result
 
 
 def step(ctx: Context) -> Result | None:
-    if ctx.automatic:
+    if ctx.quiet:
         return None
     applied, session, settings, now = ctx.applied, ctx.session, ctx.settings, ctx.now
     network = notify.network_of(ctx.boundary.client)
