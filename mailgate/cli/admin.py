@@ -1,15 +1,14 @@
 """Departments, their addresses, agents and contacts. Changes apply to the next message."""
 from __future__ import annotations
 
-import tomllib
-
 from sqlalchemy import select
 
 from ..mail.headers import normalize_address
 from ..models import Address, Agent, Contact, Department
 from ..phones import normalize_phone
 from ..tickets import department_by_key
-from .common import EX_DATAERR, CommandError, print_json, print_table, session_of
+from .common import EX_DATAERR, EX_USAGE, CommandError, print_json, print_table, session_of
+from .department_settings import COLUMNS, BadFile, changes, read_file
 
 
 def register(sub) -> None:  # one flat argparse block per noun: read as a table, not logic
@@ -21,6 +20,19 @@ def register(sub) -> None:  # one flat argparse block per noun: read as a table,
     p.add_argument("--prefix", help="subject token prefix for this department's tickets")
     p.add_argument("--locale", help="default locale of its mail, e.g. fa, ka, en")
     p.set_defaults(handler=department_add)
+    p = dept.add_parser("set", help="change a department's settings (\"\" restores a default)")
+    p.add_argument("key")
+    p.add_argument("--name")
+    p.add_argument("--prefix", help="subject token prefix for this department's tickets")
+    p.add_argument("--locale", help="default locale of its mail: en, fa or ka")
+    p.add_argument("--sms", choices=("on", "off"), help="SMS to requesters with a phone")
+    p.add_argument("--promise", help="response promise in its acknowledgements")
+    p.add_argument("--team-address", help="agent mail goes here instead of to each agent")
+    p.set_defaults(handler=department_set)
+    p = dept.add_parser("show", help="every setting of a department")
+    p.add_argument("key")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=department_show)
     p = dept.add_parser("list", help="list departments with their addresses and agents")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=department_list)
@@ -72,19 +84,26 @@ def _address(value: str) -> str:
     return addr
 
 
-def _upsert_department(session, key: str, name=None, prefix=None, locale=None) -> Department:
-    if prefix is not None and not (prefix.isascii() and prefix.isalnum()):
-        raise CommandError(f"prefix must be ASCII letters and digits: {prefix!r}", EX_DATAERR)
+def _department_changes(args) -> dict:
+    """The columns a `department add|set` command line sets, checked."""
+    given = {name: getattr(args, name, None) for name in COLUMNS}
+    given = {name: value for name, value in given.items() if value is not None}
+    if "sms" in given:
+        given["sms"] = given["sms"] == "on"
+    columns, problems = changes(given)
+    if problems:
+        raise CommandError("; ".join(f"--{name.replace('_', '-')}: {message}"
+                                     for name, message in problems), EX_DATAERR)
+    return columns
+
+
+def _upsert_department(session, key: str, columns: dict) -> Department:
     dept = session.scalar(select(Department).where(Department.key == key))
     if dept is None:
-        dept = Department(key=key, name=name or key)
+        dept = Department(key=key, name=key)
         session.add(dept)
-    elif name:
-        dept.name = name
-    if prefix is not None:
-        dept.prefix = prefix or None
-    if locale is not None:
-        dept.locale = locale or None
+    for column, value in columns.items():
+        setattr(dept, column, value)
     session.flush()
     return dept
 
@@ -98,19 +117,60 @@ def _route(session, address: str, dept: Department) -> None:
 
 
 def department_add(settings, args) -> None:
+    columns = _department_changes(args)
     with session_of(settings) as session:
-        dept = _upsert_department(session, args.key, args.name, args.prefix, args.locale)
+        dept = _upsert_department(session, args.key, columns)
         print(f"department {dept.key}: {dept.name}")
 
 
+def department_set(settings, args) -> None:
+    columns = _department_changes(args)
+    if not columns:
+        raise CommandError("nothing to set: give --name, --prefix, --locale, --sms, --promise "
+                           "or --team-address", EX_USAGE)
+    with session_of(settings) as session:
+        dept = department_by_key(session, args.key)
+        _upsert_department(session, dept.key, columns)
+        print(f"department {dept.key}: " + ", ".join(
+            f"{name} {_shown(getattr(dept, column))}" for name, column in COLUMNS.items()
+            if column in columns))
+
+
+def _shown(value) -> str:
+    """A department setting as `department set` and `show` print it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "(default)" if value is None else str(value)
+
+
+def _department_row(dept: Department, every: bool = False) -> dict:
+    row = {"key": dept.key, "name": dept.name, "prefix": dept.prefix, "locale": dept.locale}
+    if every:
+        row |= {"sms": bool(dept.sms_enabled), "promise": dept.promise,
+                "team_address": dept.team_address}
+    return row | {"addresses": sorted(a.address for a in dept.addresses),
+                  "agents": sorted(a.email for a in dept.agents if a.active)}
+
+
 def _department_rows(session) -> list[dict]:
-    rows = []
-    for dept in session.scalars(select(Department).order_by(Department.key)):
-        rows.append({"key": dept.key, "name": dept.name, "prefix": dept.prefix,
-                     "locale": dept.locale,
-                     "addresses": sorted(a.address for a in dept.addresses),
-                     "agents": sorted(a.email for a in dept.agents if a.active)})
-    return rows
+    return [_department_row(dept)
+            for dept in session.scalars(select(Department).order_by(Department.key))]
+
+
+def department_show(settings, args) -> None:
+    with session_of(settings) as session:
+        row = _department_row(department_by_key(session, args.key), every=True)
+    if args.json:
+        print_json(row)
+        return
+    # what applies when the department sets nothing
+    defaults = {"prefix": f"{settings.threading.prefix} ([threading] prefix)",
+                "locale": f"{settings.outbound.default_locale} ([outbound] default_locale)",
+                "promise": "[outbound] response_promise, else the locale's sentence",
+                "team_address": "each agent"}
+    for name, value in row.items():
+        text = ", ".join(value) or "(none)" if isinstance(value, list) else _shown(value)
+        print(f"{name + ':':14}{defaults[name] if value is None else text}")
 
 
 def department_list(settings, args) -> None:
@@ -126,24 +186,18 @@ def department_list(settings, args) -> None:
 
 def department_import(settings, args) -> None:
     try:
-        with open(args.file, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise CommandError(f"{args.file}: {error}", EX_DATAERR) from error
-    entries = data.get("department", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and "key" in e
-                                                for e in entries):
-        raise CommandError("expected [[department]] tables, each with a key", EX_DATAERR)
+        entries = read_file(args.file)
+    except BadFile as error:
+        raise CommandError(f"{args.file}: nothing imported:\n{error}", EX_DATAERR) from error
     with session_of(settings) as session:
         for entry in entries:
-            dept = _upsert_department(session, entry["key"], entry.get("name"),
-                                      entry.get("prefix"), entry.get("locale"))
-            for address in entry.get("addresses", []):
-                _route(session, _address(address), dept)
-            for email in entry.get("agents", []):
-                _add_agent(session, _address(email), [dept], "")
-            print(f"department {dept.key}: {len(entry.get('addresses', []))} addresses, "
-                  f"{len(entry.get('agents', []))} agents")
+            dept = _upsert_department(session, entry.key, entry.columns)
+            for address in entry.addresses:
+                _route(session, address, dept)
+            for email in entry.agents:
+                _add_agent(session, email, [dept], "")
+            print(f"department {dept.key}: {len(entry.addresses)} addresses, "
+                  f"{len(entry.agents)} agents")
 
 
 def address_add(settings, args) -> None:
