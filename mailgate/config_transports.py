@@ -113,6 +113,7 @@ class OutboundSettings:
     # (needs [security] trusted_authserv_ids)
     ack_requires_auth: bool = key(True)
     suppress_after: int = key(3)  # hard bounces before an address is suppressed
+    workers: int = key(4, at_least(1))  # deliveries at once, each with its own relay connection
     max_attempts: int = key(12)
     retry_base: float = key(60.0)  # seconds; doubles per attempt, capped at 6 h
     send_interval: float = key(30.0)

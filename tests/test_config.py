@@ -190,3 +190,11 @@ def test_service_durations_are_never_negative(tmp_path):
 ])
 def test_type_errors_say_what_was_expected_in_toml_terms(tmp_path, text, problem):
     assert problems_of(tmp_path, text) == [problem]
+
+
+def test_outbound_workers_default_to_four_and_are_at_least_one(tmp_path):
+    assert load_settings(None, env={}).outbound.workers == 4
+    assert problems_of(tmp_path, "[outbound]\nworkers = 0\n") == [
+        ("outbound.workers", "must be at least 1, got 0")]
+    settings = load_settings(write(tmp_path, "[outbound]\nworkers = 8\n"), env={})
+    assert settings.outbound.workers == 8

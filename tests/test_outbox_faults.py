@@ -526,6 +526,32 @@ def test_deliveries_run_in_parallel_over_reused_connections(settings, parser_poo
     assert elapsed < 24 * 0.1 * 0.75, elapsed  # one at a time it takes at least 2.4 s
 
 
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_pool_has_as_many_workers_as_configured(settings, parser_pool, clock, workers):
+    """`[outbound] workers`: that many deliveries at once, each over its own connection
+    (the daemon builds its sender from the settings alone)."""
+    from mailgate.models import Address, Department
+
+    relay = SlowRelay(0.2)
+    relay.controller.start()
+    s = settings.replace(outbound={"transport": "smtp", "relay_host": "127.0.0.1",
+                                   "relay_port": relay.controller.port,
+                                   "relay_security": "none", "workers": workers})
+    gw = Gateway(s, parser=parser_pool, clock=clock)
+    try:
+        with gw.db.unit_of_work() as session:
+            session.add(Address(address="support@example.com",
+                                department=Department(key="support", name="Support")))
+        for i in range(9):
+            ingest(gw, make_mail(sender=f"c{i}@example.org", subject=f"n {i}"), PIPE)
+        assert OutboxSender(gw).run_once() == 9
+    finally:
+        gw.close()
+        relay.controller.stop()
+    assert relay.received == 9
+    assert relay.most_busy == workers and len(relay.sessions) == workers
+
+
 def test_metrics_show_the_oldest_waiting_message(settings, parser_pool, departments, clock):
     gw = Gateway(settings, parser=parser_pool, clock=clock)
     try:

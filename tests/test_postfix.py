@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import smtplib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,24 +19,40 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from mailgate.db import Database
-from mailgate.models import Address, Department, Inbound, Quarantine
+from mailgate.models import Address, Agent, Department, Inbound
 from tests.conftest import _truncate_all
 from tests.mails import make_mail
 from tests.servers.daemon import DaemonProcess
-from tests.servers.postfix import (HOSTNAME, PIPE_USER, lmtp_deployment, pipe_command,  # noqa: F401
-                                   pipe_deployment, postfix)
+from tests.servers.postfix import (HOSTNAME, PIPE_USER, Deployment,  # noqa: F401 (postfix)
+                                   lmtp_deployment, pipe_command, pipe_deployment, postfix,
+                                   strip_forged_results, verify_recipients)
 from tests.servers.relay import RecordingRelay, free_port
 from tests.servers.tcpproxy import TcpProxy
 
 DOMAIN = "example.com"
 SIZE_LIMIT = 200_000  # mailgate's [smtp] max_message_size, and Postfix's message_size_limit
 CUSTOMER = "customer@example.org"
+AGENT = "agent@example.com"
+
+# mailgate.toml lines for mail from the Postfix in front (README "Deploying behind
+# Postfix"): its LMTP client may carry proof, and the results it writes count
+TRUSTED_RELAYS = 'trusted_relays = ["127.0.0.1/32"]'
+TRUSTED_AUTHSERV_IDS = 'trusted_authserv_ids = ["{authserv_id}"]'
+
+
+def proxied(pg_url: str) -> tuple[TcpProxy, str]:
+    """A proxy in front of PostgreSQL whose link a test can cut, and the URL through it."""
+    real = make_url(pg_url)
+    link = TcpProxy(real.host, real.port)
+    return link, real.set(port=link.port).render_as_string(hide_password=False)
 
 
 class Site:
     """What the module shares: PostgreSQL behind a proxy (`link`), the support
-    department at support@ and help@example.com, and `mailgate run` with an LMTP
-    listener on a port fixed in advance (Postfix finds it again after a restart)."""
+    department at support@ and help@example.com with an agent, and `mailgate run`
+    with an LMTP listener on a port fixed in advance (Postfix finds it again after a
+    restart), configured as behind Postfix: Postfix's LMTP client is a trusted relay
+    and its host name the authserv-id of the results it writes."""
 
     def __init__(self, pg_url: str, folder: Path):
         self.database = Database(pg_url)
@@ -43,10 +60,9 @@ class Site:
         with self.database.unit_of_work() as session:
             support = Department(key="support", name="Support")
             session.add_all([Address(address="support@example.com", department=support),
-                             Address(address="help@example.com", department=support)])
-        real = make_url(pg_url)
-        self.link = TcpProxy(real.host, real.port)
-        self.db_url = real.set(port=self.link.port).render_as_string(hide_password=False)
+                             Address(address="help@example.com", department=support),
+                             Agent(email=AGENT, name="Agent", departments=[support])])
+        self.link, self.db_url = proxied(pg_url)
         self.folder = folder
         self.lmtp_port = free_port()
         self.config = folder / "mailgate.toml"
@@ -54,7 +70,9 @@ class Site:
             f'[database]\nurl = "{self.db_url}"\n'
             f'[storage]\ndir = "{folder / "var"}"\nfsync = false\n'
             f'[smtp]\nlisten = ["127.0.0.1:0"]\nmax_message_size = {SIZE_LIMIT}\n'
+            f'{TRUSTED_RELAYS}\n'
             f'[lmtp]\nlisten = ["127.0.0.1:{self.lmtp_port}"]\n'
+            f'[security]\n{TRUSTED_AUTHSERV_IDS.format(authserv_id=HOSTNAME)}\n'
             '[http]\nlisten = "127.0.0.1:0"\n[daemon]\ndelivery_workers = 1\n')
         self.mailgate: DaemonProcess | None = None
 
@@ -154,6 +172,24 @@ def test_unknown_recipient_is_refused_by_mailgate_and_bounced_by_postfix(postfix
     assert record.envelope_to == ["support@example.com"] and record.outcome == "new"
 
 
+def test_with_recipient_verification_postfix_refuses_unknown_recipients_itself(
+        postfix, running, relay):
+    """Recipient verification: Postfix asks mailgate before it answers RCPT, so the
+    sender's own server is told, and nobody gets a bounce."""
+    server = postfix.start(running.deployment(), relay.port,
+                           extra_main=verify_recipients(DOMAIN))
+    with smtplib.SMTP(server.host, server.port, timeout=30) as client:
+        refused = client.sendmail(CUSTOMER, ["support@example.com", "nobody@example.com"],
+                                  make_mail(message_id="<verified@client.example.org>"))
+    [(code, text)] = refused.values()
+    assert list(refused) == ["nobody@example.com"] and code == 550
+    assert b"undeliverable address" in text and b"no such mailbox" in text
+    server.delivered(server.queue_id("<verified@client.example.org>"), "sent")
+    [record] = running.inbound("<verified@client.example.org>")
+    assert record.envelope_to == ["support@example.com"]
+    assert relay.received == []
+
+
 def test_mail_waits_in_postfix_while_mailgate_is_down_and_lands_once(postfix, running, relay):
     running.stop_mailgate()
     server = postfix.start(running.deployment(), relay.port)
@@ -245,8 +281,14 @@ def test_a_postfix_limit_above_mailgates_bounces_instead(postfix, running, relay
 
 # -- the pipe: `mailgate ingest` run by Postfix -----------------------------------
 
+@dataclass
+class Pipe:
+    deployment: Deployment
+    link: TcpProxy  # `mailgate ingest`'s own way to the database
+
+
 @pytest.fixture(scope="module")
-def pipe(site):
+def pipe(site, pg_url):
     """The pipe deployment, with a configuration and storage folder for `mailgate
     ingest` that the pipe's user can read and write (pytest's own temp folders are
     private to root)."""
@@ -255,17 +297,20 @@ def pipe(site):
     storage = folder / "var"
     storage.mkdir()
     shutil.chown(storage, PIPE_USER)
+    link, db_url = proxied(pg_url)
     config = folder / "mailgate.toml"
-    config.write_text(f'[database]\nurl = "{site.db_url}"\n'
+    config.write_text(f'[database]\nurl = "{db_url}"\n'
                       f'[storage]\ndir = "{storage}"\nfsync = false\n')
-    yield pipe_deployment(DOMAIN, pipe_command(folder), str(config), PIPE_USER, SIZE_LIMIT)
+    yield Pipe(pipe_deployment(DOMAIN, pipe_command(folder), str(config), PIPE_USER,
+                               SIZE_LIMIT), link)
+    link.close()
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_mail_piped_into_mailgate_ingest_becomes_one_ticket(postfix, site, pipe, relay):
     """One delivery per recipient (the recipient limit of 1 the README sets): two
     addresses of one department give one ticket and a duplicate."""
-    server = postfix.start(pipe, relay.port)
+    server = postfix.start(pipe.deployment, relay.port)
     queue_id = send(server, "<piped@client.example.org>",
                     recipients=("support@example.com", "help@example.com"))
     deliveries = server.delivered(queue_id, "sent", count=2)
@@ -278,17 +323,64 @@ def test_mail_piped_into_mailgate_ingest_becomes_one_ticket(postfix, site, pipe,
 
 
 def test_ingest_exit_75_defers_in_postfix_until_it_lands_once(postfix, site, pipe, relay):
-    server = postfix.start(pipe, relay.port)
-    site.link.cut()  # `mailgate ingest` cannot reach the database: exit 75
+    server = postfix.start(pipe.deployment, relay.port)
+    pipe.link.cut()  # `mailgate ingest` cannot reach the database: exit 75
     try:
         queue_id = send(server, "<piped-db-down@client.example.org>")
         [deferred] = server.delivered(queue_id, "deferred", timeout=60)
         assert deferred.relay == "mailgate" and "temporary failure" in deferred.detail
         assert [q["queue_id"] for q in server.queue()] == [queue_id]
     finally:
-        site.link.restore()
+        pipe.link.restore()
     server.flush()
     server.delivered(queue_id, "sent", timeout=60)
     server.wait(lambda: server.queue() == [], 10, "empty queue")
     assert [r.outcome for r in site.inbound("<piped-db-down@client.example.org>")] == ["new"]
     assert relay.received == []
+
+
+# -- Authentication-Results ---------------------------------------------------------
+
+def test_forged_authentication_results_are_dropped_by_postfix(postfix, running, relay):
+    """Mail sent straight to our MX with our own authserv-id in an
+    Authentication-Results header (DMARC pass for the agents' domain) is believed by
+    mailgate, as if our boundary had written it, unless Postfix drops such headers on
+    arrival: the README's header_checks rule does (a DMARC milter's own header is not
+    subject to it)."""
+    forged = f"{HOSTNAME}; dmarc=pass header.from=example.com"
+    main, checks = strip_forged_results(HOSTNAME)
+    guarded = postfix.start(running.deployment(), relay.port, extra_main=main,
+                            extra_files={"header_checks": checks})
+    unguarded = postfix.start(running.deployment(), relay.port)
+    for server, message_id in ((guarded, "<forged-1@attacker.example>"),
+                               (unguarded, "<forged-2@attacker.example>")):
+        with smtplib.SMTP(server.host, server.port, timeout=30) as client:
+            client.sendmail(AGENT, ["support@example.com"], make_mail(
+                sender=f"Agent <{AGENT}>", message_id=message_id,
+                body="#new victim@customer.example\nPlease call them.\n",
+                authentication_results=forged))
+        server.delivered(server.queue_id(message_id), "sent")
+    [dropped] = running.inbound("<forged-1@attacker.example>")
+    assert any("nothing proves it" in line for line in dropped.trace), dropped.trace
+    [believed] = running.inbound("<forged-2@attacker.example>")
+    assert any(f"agent: {AGENT} verified by" in line for line in believed.trace), believed.trace
+
+
+# -- the README -------------------------------------------------------------------
+
+def test_the_readme_gives_the_lines_these_tests_use():
+    """README's "Deploying behind Postfix" shows the lines above, for a deployment at
+    support.example.com with mailgate's default size limit."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n## Deploying behind Postfix\n", 1)[1].split("\n## ", 1)[0]
+    shown = {" ".join(line.split()) for line in section.splitlines()}
+    domain, size = "support.example.com", 26214400
+    lmtp = lmtp_deployment(domain, 2424, size)
+    pipe = pipe_deployment(domain, "/opt/mailgate/.venv/bin/mailgate",
+                           "/etc/mailgate/mailgate.toml", "mailgate", size)
+    wanted = "".join([lmtp.main, lmtp.transport, pipe.main, pipe.transport, pipe.master,
+                      verify_recipients(domain), *strip_forged_results("mx.example.com"),
+                      'listen = ["127.0.0.1:2424"]\n', TRUSTED_RELAYS + "\n",
+                      TRUSTED_AUTHSERV_IDS.format(authserv_id="mx.example.com")])
+    missing = [line for line in wanted.splitlines() if " ".join(line.split()) not in shown]
+    assert missing == []

@@ -1,7 +1,7 @@
 """The outbox sender: settle, claim, prepare, deliver, journal, record — with retries.
 
-Each of a bounded pool of workers (`WORKERS`, each with its own relay
-connection) repeats one delivery at a time:
+Each of a bounded pool of workers (`[outbound] workers`, each with its own
+relay connection) repeats one delivery at a time:
 
 1. **settle** (`ledger.py`, at most every `SETTLE_EVERY` s, and at once after a
    database fault): replay this host's journal of deliveries the database has
@@ -46,17 +46,16 @@ from .transport import make_transport
 from .wakeups import Wakeups
 
 log = logging.getLogger("mailgate.outbox")
-WORKERS = 4  # deliveries at once (each worker keeps its own relay connection)
 DATABASE_PAUSE = 5.0  # seconds a worker waits after the database failed it
 
 
 class OutboxSender:
     def __init__(self, gw: Gateway, templates: Templates | None = None, transport=None,
-                 sms_backend=None, workers: int = WORKERS):
+                 sms_backend=None, workers: int | None = None):
         self.gw = gw
         hostname = gw.settings.outbound.hostname or gw.settings.gateway.hostname
         self.transport = transport or make_transport(gw.settings, hostname)
-        self.workers = max(1, workers)
+        self.workers = workers or gw.settings.outbound.workers
         folder = Path(gw.settings.storage.dir) / "outbox-journal"
         self.journal = DeliveryJournal(folder, fsync=gw.settings.storage.fsync)
         self.presence = Presence(folder / "claimers")

@@ -17,7 +17,7 @@ Scenarios (`--outage T`, default 3 s, is how long a fault lasts):
   at a random moment once mail flows, then a restart; file transport.
 - `kill9-relay`: the same with the SMTP relay transport. A kill between the
   relay's 250 and our record may send again, which RFC 5321 cannot prevent:
-  allowed, at most the sender's in-flight count (`outbound.sender.WORKERS`) a kill.
+  allowed, at most the sender's in-flight count (`[outbound] workers`) a kill.
 - `pg-stop` / `pg-immediate`: PostgreSQL stopped for T s (`pg_ctl stop -m fast`,
   or `-m immediate`: a crash, with recovery at the restart).
 - `pg-sigstop`: every PostgreSQL process SIGSTOPped for T s (a stalled database:

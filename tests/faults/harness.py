@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psycopg2
 
+from mailgate.config import OutboundSettings
 from tests.faults.cluster import PrivatePostgres
 from tests.faults.load import RECIPIENT, SmtpLoad, build_message
 from tests.faults.peers import CountingRelay, Pickup, TinyDisk, Unavailable
@@ -383,8 +384,7 @@ class Harness:
         stage = Stage(self, scenario)
         result.folder = str(stage.folder)
         if name == "kill9-relay":  # each kill may cut deliveries the relay already took
-            from mailgate.outbound.sender import WORKERS
-            result.allowed_twice = self.options.cycles * WORKERS
+            result.allowed_twice = self.options.cycles * OutboundSettings().workers
         try:
             stage.prepare()
             stage.start()
