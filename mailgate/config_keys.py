@@ -334,6 +334,13 @@ def address(value: str) -> str | None:
     return None
 
 
+def region_code(value: str) -> str | None:
+    """A two-letter ISO 3166 region ("IR", "GE"), or empty (not set)."""
+    if value and not (len(value) == 2 and value.isascii() and value.isupper()):
+        return f'must be a two-letter region code like "IR" or "GE", got {toml(value)}'
+    return None
+
+
 def existing_file(value: str) -> str | None:
     """The path of a file, or empty (not set)."""
     return f"no such file: {value}" if value and not Path(value).is_file() else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config_keys import (MiB, address, at_least, each, existing_file, host_port, key, network,
-                          one_of)
+                          one_of, region_code)
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,9 @@ class OutboundSettings:
 @dataclass(frozen=True)
 class SmsSettings:
     backend: str = key("log", one_of("log", "webhook", "twilio"))
+    # where a phone number written without its country code (0912 …) is read when
+    # neither the contact's nor their department's locale says (fa: IR, ka: GE)
+    default_region: str = key("", region_code)
     max_segments: int = key(3)
     timeout: float = key(10.0)
     webhook_url: str = key("")

@@ -193,3 +193,42 @@ def test_out_of_date_schema_is_refused(tmp_path):
                            "ticket", "list"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 78
     assert "run `mailgate db upgrade`" in proc.stderr
+
+
+@pytest.mark.parametrize("locales, default, region", [
+    (("fa",), "", "IR"),
+    (("ka-GE",), "", "GE"),
+    (("fa_AF",), "", "AF"),
+    (("en",), "", None),
+    (("en", "fa"), "", "IR"),  # an English-writing contact of a Persian department
+    ((None, None), "DE", "DE"),
+    (("en",), "DE", "DE"),
+])
+def test_the_region_a_local_phone_number_is_read_in(locales, default, region):
+    from mailgate.phones import region_of
+
+    assert region_of(*locales, default=default) == region
+
+
+def test_a_local_phone_number_is_read_in_the_contacts_or_departments_region(mailgate):
+    refused = mailgate("contact", "add", "ali@example.ir", "--phone", "0912 345 6789",
+                       expect=65).stderr.decode()
+    assert "a local number needs a region" in refused
+    assert mailgate("contact", "add", "ali@example.ir", "--phone", "0912 345 6789", "--locale",
+                    "fa").text.strip() == "contact ali@example.ir +989123456789"
+    assert mailgate("contact", "add", "nino@example.ge", "--locale", "ka", "--phone",
+                    "555 12 34 56").text.strip() == "contact nino@example.ge +995555123456"
+    # no locale of their own: the department of their latest ticket says where they are
+    mailgate("department", "add", "billing", "--locale", "fa")
+    mailgate("address", "add", "billing@example.com", "--department", "billing")
+    (mailgate.tmp_path / "m.eml").write_bytes(make_mail(to="billing@example.com"))
+    mailgate("ingest", str(mailgate.tmp_path / "m.eml"))
+    assert mailgate("contact", "add", "customer@example.org", "--phone",
+                    "0935 111 2233").text.strip() == "contact customer@example.org +989351112233"
+    # else [sms] default_region
+    with open(mailgate.config, "a") as config:
+        config.write('[sms]\ndefault_region = "GE"\n')
+    assert mailgate("contact", "add", "x@example.org", "--phone", "555 12 34 56").text.strip() \
+        == "contact x@example.org +995555123456"
+    assert "read in region GE" in mailgate("contact", "add", "y@example.org", "--phone",
+                                           "0912 345 6789", expect=65).stderr.decode()

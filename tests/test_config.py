@@ -1,13 +1,18 @@
 """Configuration: defaults, one TOML file, secrets from env or files, problems with keys."""
 import datetime as dt
 import pickle
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from mailgate.config import ConfigError, Settings, load_settings
+from mailgate.errors import TemporaryFailure
+from mailgate.gateway import Gateway
 
 
 def write(tmp_path, text: str) -> Path:
@@ -198,3 +203,52 @@ def test_outbound_workers_default_to_four_and_are_at_least_one(tmp_path):
         ("outbound.workers", "must be at least 1, got 0")]
     settings = load_settings(write(tmp_path, "[outbound]\nworkers = 8\n"), env={})
     assert settings.outbound.workers == 8
+
+
+def test_database_timeouts_default_to_todays_values_and_are_checked(tmp_path):
+    database = load_settings(None, env={}).database
+    assert (database.connect_timeout, database.statement_timeout) == (5, 30)
+    assert problems_of(tmp_path, "[database]\nconnect_timeout = 0\nstatement_timeout = -1\n") == [
+        ("database.connect_timeout", "must be positive, got 0.0"),
+        ("database.statement_timeout", "must be positive, got -1.0")]
+    database = load_settings(write(tmp_path, "[database]\nconnect_timeout = 2\n"
+                                   "statement_timeout = 0.5\n"), env={}).database
+    assert (database.connect_timeout, database.statement_timeout) == (2, 0.5)
+
+
+def test_the_gateways_database_keeps_the_configured_timeouts(tmp_path, pg_url):
+    """[database] connect_timeout bounds connecting (here to a server that never
+    answers) and statement_timeout every statement, on the database the gateway builds."""
+    def gateway(url: str) -> Gateway:
+        return Gateway(load_settings(write(tmp_path, f'[database]\nurl = "{url}"\n'
+                                           "connect_timeout = 1\nstatement_timeout = 1\n"
+                                           f'[storage]\ndir = "{tmp_path}"\n'), env={}))
+
+    gw = gateway(pg_url)
+    try:
+        with gw.db.unit_of_work() as session:
+            assert session.execute(text("SHOW statement_timeout")).scalar() == "1s"
+        started = time.monotonic()
+        with pytest.raises(TemporaryFailure), gw.db.unit_of_work() as session:
+            session.execute(text("SELECT pg_sleep(10)"))
+        assert time.monotonic() - started < 5
+    finally:
+        gw.close()
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        gw = gateway(f"postgresql+psycopg2://postgres@127.0.0.1:{silent.getsockname()[1]}/x")
+        try:
+            started = time.monotonic()
+            with pytest.raises(TemporaryFailure), gw.db.unit_of_work() as session:
+                session.execute(text("SELECT 1"))
+            assert time.monotonic() - started < 4  # the default (5 s) would take longer
+        finally:
+            gw.close()
+
+
+def test_sms_default_region_is_a_two_letter_code(tmp_path):
+    assert load_settings(write(tmp_path, '[sms]\ndefault_region = "IR"\n'),
+                         env={}).sms.default_region == "IR"
+    assert problems_of(tmp_path, '[sms]\ndefault_region = "Iran"\n') == [
+        ("sms.default_region", 'must be a two-letter region code like "IR" or "GE", got "Iran"')]

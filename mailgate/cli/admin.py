@@ -4,8 +4,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..mail.headers import normalize_address
-from ..models import Address, Agent, Contact, Department
-from ..phones import normalize_phone
+from ..models import Address, Agent, Contact, Department, Ticket
+from ..phones import normalize_phone, region_of
 from ..tickets import department_by_key
 from .common import EX_DATAERR, EX_USAGE, CommandError, print_json, print_table, session_of
 from .department_settings import COLUMNS, BadFile, changes, read_file
@@ -266,15 +266,9 @@ def agent_list(settings, args) -> None:
 
 def contact_add(settings, args) -> None:
     email = _address(args.email)
-    phone = None
-    if args.phone:
-        phone = normalize_phone(args.phone)
-        if phone is None:
-            raise CommandError(f"not a valid phone number: {args.phone!r} "
-                               "(give it in international form, e.g. +98 912 345 6789)",
-                               EX_DATAERR)
     with session_of(settings) as session:
         contact = session.scalar(select(Contact).where(Contact.email == email))
+        phone = args.phone and _phone(session, settings, args.phone, args.locale, contact)
         if contact is None:
             contact = Contact(email=email, name=args.name or "")
             session.add(contact)
@@ -285,6 +279,22 @@ def contact_add(settings, args) -> None:
         if args.locale:
             contact.locale = args.locale
         print(f"contact {email}" + (f" {phone}" if phone else ""))
+
+
+def _phone(session, settings, value: str, locale: str | None, contact: Contact | None) -> str:
+    """`value` in E.164; a local number is read in the region of the contact's locale,
+    else of the department of their latest ticket, else `[sms] default_region`."""
+    latest = contact and session.scalar(select(Ticket).where(Ticket.requester_id == contact.id)
+                                        .order_by(Ticket.id.desc()).limit(1))
+    region = region_of(locale or (contact and contact.locale),
+                       latest and latest.department.locale, default=settings.sms.default_region)
+    phone = normalize_phone(value, region)
+    if phone is None:
+        where = f"read in region {region}" if region else (
+            "a local number needs a region: --locale, or [sms] default_region")
+        raise CommandError(f"not a valid phone number: {value!r} ({where}; the international "
+                           "form always works, e.g. +98 912 345 6789)", EX_DATAERR)
+    return phone
 
 
 def contact_list(settings, args) -> None:
