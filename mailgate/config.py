@@ -109,11 +109,39 @@ class DatabaseSettings:
     pool_size: int = key(10)
 
 
+def bucket_name(value: str) -> str | None:
+    """An S3 bucket name (3-63 lowercase letters, digits, dots and hyphens), or empty."""
+    if not value or (3 <= len(value) <= 63 and value[0].isalnum() and value[-1].isalnum()
+                     and all(c in "abcdefghijklmnopqrstuvwxyz0123456789.-" for c in value)):
+        return None
+    return ("must be 3-63 lowercase letters, digits, dots or hyphens, starting and ending "
+            f"with a letter or digit; got {value!r}")
+
+
 @dataclass(frozen=True)
 class StorageSettings:
     dir: Path = key(Path("./var"))
     keep_raw: bool = key(True)
     fsync: bool = key(True)
+    # Where the blobs (raw mail, attachments, quarantined mail) live: "files" under
+    # `dir`, or "s3": an S3-compatible object store that every host shares. `dir`
+    # keeps what is local by nature either way (the outbox journal and file transport).
+    backend: str = key("files", one_of("files", "s3"))
+    bucket: str = key("", bucket_name)
+    prefix: str = key("")  # before every key in the bucket, e.g. "mailgate/"
+    endpoint_url: str = key("")  # empty: AWS; else MinIO, Ceph RGW, Garage, R2...
+    region: str = key("")
+    # both empty (and no _env/_file): the AWS default chain (environment, profile, role)
+    access_key_id: str = key("")
+    secret_access_key: str = key("")
+    addressing_style: str = key("auto", one_of("auto", "path", "virtual"))
+    timeout: float = key(10.0, positive)  # seconds to connect, and to wait for each read
+
+    def problems(self):
+        if self.backend == "s3" and not self.bucket:
+            yield "bucket", 'required with backend = "s3"'
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            yield "secret_access_key", "access_key_id and secret_access_key go together"
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable, Protocol
 
-from .config import Settings
+from .config import Settings, StorageSettings
 from .db import Database
 from .errors import MessageRejected
 from .mail.parse import ParsedMessage, parse_or_reject
 from .models import utcnow
 from .storage import Storage
+
+
+def open_storage(settings: StorageSettings) -> Storage:
+    """The blob stores `[storage] backend` names."""
+    if settings.backend == "s3":
+        # imported only for this backend: boto3 takes half a second to import, which
+        # every command of a `files` installation would pay (CLI start-up time)
+        from .storage_s3 import s3_storage
+
+        return s3_storage(settings)
+    return Storage.files(settings.dir, settings.fsync)
 
 
 class Parser(Protocol):
@@ -41,7 +52,7 @@ class Gateway:
                  clock: Callable[[], dt.datetime] = utcnow):
         self.settings = settings
         self.db = database or Database(settings.database_url, settings.database.pool_size)
-        self.storage = Storage(settings.storage.dir, fsync=settings.storage.fsync)
+        self.storage = open_storage(settings.storage)
         self.parser = parser or InProcessParser(settings.limits.max_depth,
                                                 settings.limits.max_parts)
         self.now = clock

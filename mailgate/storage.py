@@ -1,15 +1,18 @@
-"""Content-addressed files on disk: attachments and raw mail.
+"""The blob stores: raw mail and attachments, content-addressed, on disk or in S3.
 
-A blob's path is derived from its sha256 only (`ab/cd/abcd…`), never from a
-name the sender chose, so no filename can escape the store. Writes are atomic
-(temporary file, fsync, rename) and identical content is stored once.
-Files are written before the transaction that references them commits; a
+A blob's name is derived from its sha256 only (`ab/cd/abcd…`), never from a name
+the sender chose, so no filename can escape the store; it is written whole or not
+at all, identical content once, and checked against its sha256 when read back.
+Blobs are written before the transaction that references them commits; a
 rolled-back transaction leaves at most an unreferenced blob, never a dangling row.
+The backends: files here, an S3 bucket in `storage_s3` (`gateway.open_storage`
+picks one). Every failure of a store is an OSError (`BlobUnavailable`: try again).
 
-Folders we create are 0700 and files 0600, whatever the umask: they hold
-customers' mail. A temporary file (`.tmp-…`) is locked (flock) by its writer
-until it is renamed, so one left behind by a killed process is told apart from
-one being written, and removed at start (`remove_orphans`).
+On disk, writes are atomic (temporary file, fsync, rename); folders we create are
+0700 and files 0600, whatever the umask: they hold customers' mail. A temporary
+file (`.tmp-…`) is locked (flock) by its writer until it is renamed, so one left
+behind by a killed process is told apart from one being written, and removed at
+start (`remove_orphans`). The outbox's file transport and journal use them too.
 """
 from __future__ import annotations
 
@@ -19,12 +22,15 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger("mailgate.storage")
 TEMP_PREFIX = ".tmp-"
+DIGEST = re.compile("[0-9a-f]{64}")
 ORPHAN_AGE = 1.0  # seconds: a temporary file younger than this may be between create and lock
 
 
@@ -156,47 +162,123 @@ def _remove_if_orphan(path: Path) -> bool:
         os.close(fd)
 
 
-class BlobStore:
-    def __init__(self, root: Path, suffix: str = "", fsync: bool = True):
-        self.root = Path(root)
+class BlobUnavailable(OSError):
+    """The blob store cannot be reached or refused the request now: a temporary
+    failure, like a full disk (callers that treat OSError as "retry later" do)."""
+
+
+class CorruptBlob(ValueError):
+    """A blob read back whose bytes do not have the sha256 it is stored under: lost
+    for good unless restored (`mailgate storage check` lists them)."""
+
+
+class Blobs:
+    """Content-addressed blobs: named by the sha256 of their bytes (`ab/cd/abcd…`),
+    written whole or not at all, checked against that sha256 when read back. A
+    backend supplies, by name: `_write(name, data)`, `_read(name) -> bytes`
+    (FileNotFoundError if absent), `_exists(name)`, `_names()` -> (name, size)...,
+    and `probe()`, which raises OSError unless the store answers now."""
+
+    def __init__(self, suffix: str = ""):
         self.suffix = suffix
-        self.fsync = fsync
 
     def relative_path(self, digest: str) -> str:
-        if len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest):
+        if not DIGEST.fullmatch(digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
         return f"{digest[:2]}/{digest[2:4]}/{digest}{self.suffix}"
+
+    def put(self, data: bytes, digest: str | None = None) -> str:
+        """Store `data` (its sha256 is `digest`, if given); return the sha256. Idempotent."""
+        digest = digest or sha256_hex(data)
+        self._write(self.relative_path(digest), data)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """The bytes stored under `digest`: FileNotFoundError if there are none,
+        CorruptBlob if they are not what was stored."""
+        data = self._read(self.relative_path(digest))
+        if sha256_hex(data) != digest:
+            raise CorruptBlob(f"{self.relative_path(digest)}: the stored bytes have sha256 "
+                              f"{sha256_hex(data)}")
+        return data
+
+    def exists(self, digest: str) -> bool:
+        return self._exists(self.relative_path(digest))
+
+    def listing(self) -> Iterator[tuple[str, int]]:
+        """(sha256, size) of every blob stored; names that are not blobs are skipped."""
+        for name, size in self._names():
+            digest = name.rpartition("/")[2].removesuffix(self.suffix)
+            if DIGEST.fullmatch(digest) and name == self.relative_path(digest):
+                yield digest, size
+
+    def remove_orphans(self) -> int:  # only files leave temporary files behind
+        return 0
+
+
+class BlobStore(Blobs):
+    """Blobs as files under `root`, written atomically (`Staged`)."""
+
+    def __init__(self, root: Path, suffix: str = "", fsync: bool = True):
+        super().__init__(suffix)
+        self.root = Path(root)
+        self.fsync = fsync
 
     def path(self, digest: str) -> Path:
         return self.root / self.relative_path(digest)
 
-    def put(self, data: bytes, digest: str | None = None) -> str:
-        """Store `data`; return its sha256. Idempotent."""
-        digest = digest or sha256_hex(data)
-        target = self.path(digest)
+    def _write(self, name: str, data: bytes) -> None:
+        target = self.root / name
         if target.exists() and target.stat().st_size == len(data):
-            return digest
+            return
         Staged(target.parent, data, self.fsync).commit(target)
-        return digest
 
-    def get(self, digest: str) -> bytes:
-        return self.path(digest).read_bytes()
+    def _read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
 
-    def exists(self, digest: str) -> bool:
-        return self.path(digest).exists()
+    def _exists(self, name: str) -> bool:
+        return (self.root / name).exists()
+
+    def _names(self) -> Iterator[tuple[str, int]]:
+        for directory, folders, names in os.walk(self.root):
+            folders.sort()
+            for name in sorted(names):
+                path = Path(directory, name)
+                with contextlib.suppress(FileNotFoundError):
+                    yield path.relative_to(self.root).as_posix(), path.stat().st_size
 
     def remove_orphans(self) -> int:
         return remove_orphans(self.root)
 
+    def probe(self) -> None:
+        """Raise OSError unless the folder is writable (or can be made)."""
+        folder = self.root
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+            raise BlobUnavailable(errno.EACCES, "not a writable folder", str(folder))
+
 
 class Storage:
-    """The folders under `[storage] dir`."""
+    """The blob stores every entry point uses: `raw` (inbound mail, kept and
+    quarantined, `.eml`) and `attachments`, as files under `[storage] dir` or as
+    objects in a bucket (`storage_s3`). `where` names them for messages."""
 
-    def __init__(self, root: Path, fsync: bool = True):
-        self.root = Path(root)
-        self.fsync = fsync
-        self.attachments = BlobStore(self.root / "attachments", fsync=fsync)
-        self.raw = BlobStore(self.root / "raw", suffix=".eml", fsync=fsync)
+    def __init__(self, raw: Blobs, attachments: Blobs, where: str):
+        self.raw, self.attachments, self.where = raw, attachments, where
+
+    @classmethod
+    def files(cls, root: Path, fsync: bool = True) -> "Storage":
+        root = Path(root)
+        return cls(BlobStore(root / "raw", suffix=".eml", fsync=fsync),
+                   BlobStore(root / "attachments", fsync=fsync), str(root))
+
+    def stores(self) -> dict[str, Blobs]:
+        return {"raw": self.raw, "attachments": self.attachments}
+
+    def probe(self) -> None:
+        """Raise OSError unless the store answers now (for /readyz)."""
+        self.raw.probe()
 
     def remove_orphans(self) -> int:
         """Temporary files a killed process left in the blob stores (run at start)."""
