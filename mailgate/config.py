@@ -107,6 +107,10 @@ class DatabaseSettings:
     url: str = key("")  # default filled in from [storage] dir
     password: str = key("")  # secret: password_env / password_file
     pool_size: int = key(10)
+    # PostgreSQL: seconds to connect (and authenticate), and that one statement may run
+    # (the server cancels it; a silent server is given up a few seconds later)
+    connect_timeout: float = key(5.0, positive)
+    statement_timeout: float = key(30.0, positive)
 
 
 def bucket_name(value: str) -> str | None:

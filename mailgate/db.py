@@ -5,8 +5,9 @@ components receive the session and never commit themselves.
 
 Every PostgreSQL connection is bounded in time: connecting (TCP, TLS,
 authentication) by `connect_timeout`, each statement by the server's
-`statement_timeout`, and, for a server that does not answer at all (stopped,
-stalled, a link that drops packets), by the client itself: psycopg2 waits through
+`statement_timeout` (both `[database]` settings, passed to `Database`), and, for
+a server that does not answer at all (stopped, stalled, a link that drops
+packets), by the client itself: psycopg2 waits through
 `_wait` below, which gives up `STALL_GRACE` seconds after the statement timeout and
 closes the connection (an OperationalError, so a TemporaryFailure). `deadline()`
 tightens the bound for the calls of one thread (a health probe, an RCPT check).
@@ -29,13 +30,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .config import DatabaseSettings
 from .errors import TemporaryFailure
 from .storage import make_private_dirs
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
-CONNECT_TIMEOUT = 5.0  # seconds to connect and authenticate
-STATEMENT_TIMEOUT = 30.0  # seconds a statement may run (the server cancels it)
+# the defaults of [database] connect_timeout and statement_timeout (seconds to connect
+# and authenticate; seconds a statement may run before the server cancels it)
+CONNECT_TIMEOUT = DatabaseSettings.connect_timeout
+STATEMENT_TIMEOUT = DatabaseSettings.statement_timeout
 STALL_GRACE = 5.0  # more seconds before the client gives up on a silent server
 _thread = threading.local()  # .deadline: monotonic time by which this thread's calls end
 
@@ -157,7 +161,9 @@ def _is_psycopg2(url: str) -> bool:
     return make_url(url).get_driver_name() == "psycopg2"
 
 
-def make_engine(url: str, pool_size: int = 10, bounded: bool = True) -> Engine:
+def make_engine(url: str, pool_size: int = 10, bounded: bool = True,
+                connect_timeout: float = CONNECT_TIMEOUT,
+                statement_timeout: float = STATEMENT_TIMEOUT) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
@@ -168,7 +174,8 @@ def make_engine(url: str, pool_size: int = 10, bounded: bool = True) -> Engine:
     # No pre-ping (a round trip per transaction): a connection that died with a
     # database restart fails its unit of work as a TemporaryFailure, the pool
     # discards it, and the caller's retry gets a fresh one.
-    connect_args = postgresql_bounds(url) if bounded and _is_psycopg2(url) else {}
+    connect_args = (postgresql_bounds(url, connect_timeout, statement_timeout)
+                    if bounded and _is_psycopg2(url) else {})
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
                          connect_args=connect_args)
 
@@ -191,9 +198,11 @@ def is_temporary(error: BaseException) -> bool:
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = 10):
+    def __init__(self, url: str, pool_size: int = 10, connect_timeout: float = CONNECT_TIMEOUT,
+                 statement_timeout: float = STATEMENT_TIMEOUT):
         self.url = url
-        self.engine = make_engine(url, pool_size)
+        self.timeouts = (connect_timeout, statement_timeout)  # seconds (PostgreSQL)
+        self.engine = make_engine(url, pool_size, True, *self.timeouts)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -233,7 +242,7 @@ class Database:
             return self.ping()
         dialect = self.engine.dialect
         args, params = dialect.create_connect_args(self.engine.url)
-        params.update(postgresql_bounds(self.url))
+        params.update(postgresql_bounds(self.url, *self.timeouts))
         try:
             with deadline(timeout):
                 conn = dialect.loaded_dbapi.connect(*args, **params)

@@ -51,7 +51,9 @@ class Gateway:
                  parser: Parser | None = None,
                  clock: Callable[[], dt.datetime] = utcnow):
         self.settings = settings
-        self.db = database or Database(settings.database_url, settings.database.pool_size)
+        db = settings.database
+        self.db = database or Database(settings.database_url, db.pool_size,
+                                       db.connect_timeout, db.statement_timeout)
         self.storage = open_storage(settings.storage)
         self.parser = parser or InProcessParser(settings.limits.max_depth,
                                                 settings.limits.max_parts)
