@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .config_keys import (MiB, address, at_least, each, existing_file, host_port, key, network,
                           one_of, region_code)
+from .service import known_timezone
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,8 @@ class OutboundSettings:
     bounce_address: str = key("", address)
     hostname: str = key("")  # right-hand side of our Message-IDs; default [gateway] hostname
     default_locale: str = key("en")
-    timezone: str = key("UTC")  # dates in mail, until a department calendar says otherwise
+    # dates in mail about a department without a service calendar (a calendar's zone wins)
+    timezone: str = key("UTC", known_timezone)
     templates_dir: str = key("")  # admin overrides: files here win over templates/
     response_promise: str = key("")  # sentence in acknowledgements; default per locale
     notify_statuses: tuple[str, ...] = key(("answered", "resolved", "closed", "reopened"))

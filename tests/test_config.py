@@ -252,3 +252,8 @@ def test_sms_default_region_is_a_two_letter_code(tmp_path):
                          env={}).sms.default_region == "IR"
     assert problems_of(tmp_path, '[sms]\ndefault_region = "Iran"\n') == [
         ("sms.default_region", 'must be a two-letter region code like "IR" or "GE", got "Iran"')]
+
+
+def test_outbound_timezone_is_checked_when_settings_load(tmp_path):
+    assert problems_of(tmp_path, '[outbound]\ntimezone = "Mars/Olympus"\n') == [
+        ("outbound.timezone", "unknown timezone 'Mars/Olympus'")]

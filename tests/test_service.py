@@ -392,3 +392,25 @@ def test_priorities_without_targets_are_named_once_per_policy(tmp_path):
         "no target: high tickets get normal's (4 working hours)"
     assert "service.departments.billing.resolution.urgent" not in warnings  # inherited
     assert not [k for k in warnings if k.startswith("service.departments.sales")]
+
+
+def test_a_departments_calendar_dates_its_mail_and_outbound_timezone_the_rest(tmp_path):
+    """README's rule for `[outbound] timezone`: the zone of dates in mail about a department
+    without a service calendar; a calendar's zone (its own or [service.calendar]) wins."""
+    from types import SimpleNamespace
+
+    from mailgate.outbound.contexts import timezone_for
+
+    def zone(text: str, department: str) -> str:
+        path = tmp_path / "zones.toml"
+        path.write_text('[outbound]\ntimezone = "Europe/Berlin"\n' + text)
+        ticket = SimpleNamespace(department=SimpleNamespace(key=department))
+        return timezone_for(load_settings(path, env={}), ticket)
+
+    assert zone("", "support") == "Europe/Berlin"
+    assert zone(SERVICE, "support") == "Asia/Tehran"
+    assert zone(SERVICE, "billing") == "Asia/Tbilisi"
+    only_billing = ('[service.departments.billing.calendar]\ntimezone = "Asia/Tbilisi"\n'
+                    "always = true\n")
+    assert (zone(only_billing, "support"), zone(only_billing, "billing")) == \
+        ("Europe/Berlin", "Asia/Tbilisi")

@@ -42,7 +42,9 @@ def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | Non
 
 
 def timezone_for(settings: Settings, ticket: Ticket) -> str:
-    """Dates in mail: the department's service calendar, else `[outbound] timezone`."""
+    """Dates in mail: the zone of the department's service calendar (its own, else
+    `[service.calendar]`), where its working hours and deadlines are; `[outbound]
+    timezone` only for a department without one (README says so)."""
     policy = settings.service.policy(ticket.department.key)
     # compared by value: settings reach the delivery workers pickled, as copies
     return policy.timezone if policy.calendar != ALWAYS_UTC else settings.outbound.timezone
