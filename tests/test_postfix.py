@@ -8,6 +8,7 @@ reached through a proxy whose link a test can cut: a database outage is how
 mailgate comes to answer 451, and `mailgate ingest` to exit 75."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import smtplib
 import tempfile
@@ -104,9 +105,11 @@ class Site:
 @pytest.fixture(scope="module")
 def site(pg_url, tmp_path_factory):
     site = Site(pg_url, tmp_path_factory.mktemp("mailgate"))
-    site.start_mailgate()
-    yield site
-    site.close()
+    try:
+        site.start_mailgate()
+        yield site
+    finally:
+        site.close()
 
 
 @pytest.fixture
@@ -288,23 +291,24 @@ class Pipe:
 
 
 @pytest.fixture(scope="module")
-def pipe(site, pg_url):
+def pipe(pg_url):
     """The pipe deployment, with a configuration and storage folder for `mailgate
     ingest` that the pipe's user can read and write (pytest's own temp folders are
     private to root)."""
-    folder = Path(tempfile.mkdtemp(prefix="mailgate-pipe-"))
-    folder.chmod(0o755)
-    storage = folder / "var"
-    storage.mkdir()
-    shutil.chown(storage, PIPE_USER)
-    link, db_url = proxied(pg_url)
-    config = folder / "mailgate.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n'
-                      f'[storage]\ndir = "{storage}"\nfsync = false\n')
-    yield Pipe(pipe_deployment(DOMAIN, pipe_command(folder), str(config), PIPE_USER,
-                               SIZE_LIMIT), link)
-    link.close()
-    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.ExitStack() as cleanup:
+        folder = Path(tempfile.mkdtemp(prefix="mailgate-pipe-"))
+        cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
+        folder.chmod(0o755)
+        storage = folder / "var"
+        storage.mkdir()
+        shutil.chown(storage, PIPE_USER)
+        link, db_url = proxied(pg_url)
+        cleanup.callback(link.close)
+        config = folder / "mailgate.toml"
+        config.write_text(f'[database]\nurl = "{db_url}"\n'
+                          f'[storage]\ndir = "{storage}"\nfsync = false\n')
+        yield Pipe(pipe_deployment(DOMAIN, pipe_command(folder), str(config), PIPE_USER,
+                                   SIZE_LIMIT), link)
 
 
 def test_mail_piped_into_mailgate_ingest_becomes_one_ticket(postfix, site, pipe, relay):
@@ -376,9 +380,9 @@ def test_the_readme_gives_the_lines_these_tests_use():
     shown = {" ".join(line.split()) for line in section.splitlines()}
     domain, size = "support.example.com", 26214400
     lmtp = lmtp_deployment(domain, 2424, size)
-    pipe = pipe_deployment(domain, "/opt/mailgate/.venv/bin/mailgate",
-                           "/etc/mailgate/mailgate.toml", "mailgate", size)
-    wanted = "".join([lmtp.main, lmtp.transport, pipe.main, pipe.transport, pipe.master,
+    piped = pipe_deployment(domain, "/opt/mailgate/.venv/bin/mailgate",
+                            "/etc/mailgate/mailgate.toml", "mailgate", size)
+    wanted = "".join([lmtp.main, lmtp.transport, piped.main, piped.transport, piped.master,
                       verify_recipients(domain), *strip_forged_results("mx.example.com"),
                       'listen = ["127.0.0.1:2424"]\n', TRUSTED_RELAYS + "\n",
                       TRUSTED_AUTHSERV_IDS.format(authserv_id="mx.example.com")])

@@ -9,8 +9,9 @@ Everything that is not for the support domain (bounces, mostly) goes to a relay
 the test names, so a test sees the delivery status notices Postfix sends.
 
 The lines that hand the support domain to mailgate are a `Deployment`
-(`lmtp_deployment`, `pipe_deployment`): the README's "Deploying behind Postfix"
-shows the very same lines rendered for /etc/postfix, and tests/test_postfix.py
+(`lmtp_deployment`, `pipe_deployment`; `verify_recipients` and
+`strip_forged_results` add to main.cf): the README's "Deploying behind Postfix"
+shows the very same lines for support.example.com, and tests/test_postfix.py
 checks that it does. The rest of the main.cf here only makes the instance
 private and quick (short timeouts, no retries unless a test flushes the queue).
 
@@ -65,7 +66,8 @@ def lmtp_deployment(domain: str, port: int, size_limit: int) -> Deployment:
         transport=f"{domain}  lmtp:inet:127.0.0.1:{port}\n")
 
 
-def pipe_deployment(domain: str, mailgate: str, config: str, user: str, size_limit: int) -> Deployment:
+def pipe_deployment(domain: str, mailgate: str, config: str, user: str,
+                    size_limit: int) -> Deployment:
     """Mail for `domain` piped into `mailgate ingest`, one recipient per delivery
     (the `D` flag and `--recipient ${original_recipient}` need that); exit 75 defers."""
     return Deployment(
@@ -196,16 +198,9 @@ class PostfixServer:
         self.extra_files = dict(extra_files or {})
         self.start_timeout = start_timeout
         self.port = free_port()
+        self.config_directory = self.root / "etc"
+        self.log_path = self.root / "postfix.log"
         self._pgid: int | None = None
-
-    # -- paths --------------------------------------------------------------
-    @property
-    def config_directory(self) -> Path:
-        return self.root / "etc"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "postfix.log"
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
@@ -214,7 +209,7 @@ class PostfixServer:
         if os.geteuid() != 0:
             raise PostfixError("the Postfix test instance must be started as root")
         self._write_files()
-        self._postfix("start")
+        self._run(postfix_binary(), "-c", str(self.config_directory), "start")
         self._pgid = int((self.root / "spool/pid/master.pid").read_text().split()[0])
         deadline = time.monotonic() + self.start_timeout
         while not _port_open(self.host, self.port):
@@ -224,15 +219,8 @@ class PostfixServer:
                                    f"{self.start_timeout}s; log tail:\n{self.log_tail()}")
             time.sleep(0.02)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """`postfix stop`, then wait until none of its processes is left."""
-        if self._pgid is None:
-            return
-        with contextlib.suppress(PostfixError):
-            self._postfix("stop")
-        self._reap(timeout)
-
     def kill(self) -> None:
+        """SIGKILL the master and all its children (the queue stays as it is on disk)."""
         if self._pgid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._pgid, signal.SIGKILL)
@@ -306,9 +294,6 @@ class PostfixServer:
             os.utime(path, (past, past))
         self._run("postmap", "-c", str(etc), f"hash:{etc}/transport")
 
-    def _postfix(self, command: str) -> None:
-        self._run(postfix_binary(), "-c", str(self.config_directory), command)
-
     def _run(self, *argv: str) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
@@ -365,34 +350,27 @@ def _can_run(user: str, program: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def running_postfix(deployment: Deployment, relay_port: int,
-                    root: str | os.PathLike | None = None, **options) -> Iterator[PostfixServer]:
-    """A started instance (options as for PostfixServer), killed on exit. Without
-    `root`, in a fresh folder under /tmp that its users can reach (pytest's tmp_path
-    is not: pytest keeps its folders at mode 0700), removed afterwards."""
-    owned = root is None
-    folder = Path(tempfile.mkdtemp(prefix="mailgate-postfix-")) if owned else Path(root)
-    server = PostfixServer(folder, deployment, relay_port, **options)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.kill()
-        if owned:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 @dataclass
 class PostfixFactory:
-    """Starts instances for one test (`start(deployment, relay_port, …)`), all killed after it."""
+    """Starts instances for one test, each in a fresh folder under /tmp that its
+    users can reach (pytest's tmp_path is not: pytest keeps its folders at mode
+    0700); `close` kills them all and removes their folders."""
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def start(self, deployment: Deployment, relay_port: int, **options) -> PostfixServer:
+        """A started instance (options as for PostfixServer)."""
+        folder = Path(tempfile.mkdtemp(prefix="mailgate-postfix-"))
+        self.stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        server = PostfixServer(folder, deployment, relay_port, **options)
+        self.stack.callback(server.kill)
         try:
-            return self.stack.enter_context(running_postfix(deployment, relay_port, **options))
+            server.start()
         except PostfixError as error:
             pytest.fail(str(error), pytrace=False)
+        return server
+
+    def close(self) -> None:
+        self.stack.close()
 
 
 @pytest.fixture
@@ -401,5 +379,7 @@ def postfix() -> Iterator[PostfixFactory]:
     if postfix_binary() is None:
         pytest.fail(f"Postfix is required for this test: {INSTALL_HINT}", pytrace=False)
     factory = PostfixFactory()
-    with factory.stack:
+    try:
         yield factory
+    finally:
+        factory.close()
