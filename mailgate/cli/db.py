@@ -5,6 +5,7 @@ import sys
 
 from ..db import Database
 from ..signing import SecretError, load_secret
+from . import checks
 from .common import EX_CONFIG, EX_OK
 
 
@@ -39,42 +40,53 @@ def status(settings, args) -> int:
     return EX_OK if current == head else 1
 
 
-def report_problems(problems: list[tuple[str, str]]) -> int:
+def report_problems(problems: list[tuple[str, str]], warned: list[tuple[str, str]] = ()) -> int:
+    report_warnings(warned)
     for key, problem in problems:
         print(f"{key}: {problem}")
     print(f"{len(problems)} problem(s)", file=sys.stderr)
     return EX_CONFIG
 
 
+def report_warnings(warned: list[tuple[str, str]]) -> None:
+    for key, warning in warned:
+        print(f"warning: {key}: {warning}")
+
+
 def check(settings, args) -> int:
-    problems = []
-    database = Database(settings.database_url)
-    try:
-        current, head = database.schema_revisions()
-        if current != head:
-            problems.append(("database.url", f"schema at {current or '(empty)'}, needs {head}: "
-                             "run `mailgate db upgrade`"))
-    except Exception as error:  # report every kind of connection problem with its key
-        problems.append(("database.url", f"cannot connect: {str(error).splitlines()[0]}"))
-    finally:
-        database.dispose()
-    storage = settings.storage.dir
-    try:
-        storage.mkdir(parents=True, exist_ok=True)
-        probe = storage / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        problems.append(("storage.dir", f"{storage} is not writable: {error.strerror}"))
+    """Everything run time would stumble on, each with its key; warnings do not fail."""
+    problems, session_warnings = database_findings(settings)
+    problems += checks.file_problems(settings) + checks.setting_problems(settings)
     try:
         load_secret(settings)  # made on first use when not configured
     except (OSError, SecretError) as error:
         problems.append(("security.secret", str(error)))
     problems += template_problems(settings)
+    warned = checks.warnings(settings) + session_warnings
     if problems:
-        return report_problems(problems)
-    print(f"configuration {settings.source}: ok")
+        return report_problems(problems, warned)
+    report_warnings(warned)
+    print(f"configuration {settings.source}: ok" +
+          (f" ({len(warned)} warning(s))" if warned else ""))
     return EX_OK
+
+
+def database_findings(settings) -> tuple[list, list]:
+    """(problems, warnings) of the database: its schema, then what the settings name in it."""
+    database = Database(settings.database_url)
+    try:
+        try:
+            current, head = database.schema_revisions()
+        except Exception as error:  # report every kind of connection problem with its key
+            return [("database.url", f"cannot connect: {str(error).splitlines()[0]}")], []
+        if current != head:
+            return [("database.url", f"schema at {current or '(empty)'}, needs {head}: "
+                     "run `mailgate db upgrade`")], []
+        with database.unit_of_work() as session:
+            return (checks.database_problems(settings, session),
+                    checks.database_warnings(settings, session))
+    finally:
+        database.dispose()
 
 
 def template_problems(settings) -> list[tuple[str, str]]:
