@@ -122,6 +122,15 @@ def bucket_name(value: str) -> str | None:
             f"with a letter or digit; got {value!r}")
 
 
+def bucket_name(value: str) -> str | None:
+    """An S3 bucket name (3-63 lowercase letters, digits, dots and hyphens), or empty."""
+    if not value or (3 <= len(value) <= 63 and value[0].isalnum() and value[-1].isalnum()
+                     and all(c in "abcdefghijklmnopqrstuvwxyz0123456789.-" for c in value)):
+        return None
+    return ("must be 3-63 lowercase letters, digits, dots or hyphens, starting and ending "
+            f"with a letter or digit; got {value!r}")
+
+
 @dataclass(frozen=True)
 class StorageSettings:
     dir: Path = key(Path("./var"))
@@ -140,6 +149,7 @@ class StorageSettings:
     secret_access_key: str = key("")
     addressing_style: str = key("auto", one_of("auto", "path", "virtual"))
     timeout: float = key(10.0, positive)  # seconds to connect, and to wait for each read
+    attempts: int = key(3, at_least(1))  # tries of each request (backoff between them)
 
     def problems(self):
         if self.backend == "s3" and not self.bucket:

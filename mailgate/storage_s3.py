@@ -11,7 +11,8 @@ are checked against the sha256 by `Blobs.get`.
 Every failure (endpoint down or slow, 5xx, throttling, refused credentials, a
 missing bucket) is a `BlobUnavailable`, an OSError: the pipeline answers 451 or
 exits 75 and the outbox tries again later. A missing object is FileNotFoundError.
-botocore tries each request ATTEMPTS times, each bounded by `[storage] timeout`.
+botocore tries each request `[storage] attempts` times (with its "standard" backoff
+between them), each bounded by `[storage] timeout`.
 
 This module is imported only when `[storage] backend = "s3"` (see `open_storage`).
 """
@@ -31,7 +32,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .config import StorageSettings
 from .storage import BlobUnavailable, Blobs, Storage
 
-ATTEMPTS = 3  # per request, with botocore's "standard" backoff between them
 MISSING = ("NoSuchKey", "404", "NotFound")  # a HEAD's 404 has no error code but "404"
 
 
@@ -106,7 +106,7 @@ def make_client(settings: StorageSettings):
     """An S3 client for `settings`: our timeouts and retries; checksums only where
     the protocol requires them (S3-compatible stores differ on the newer ones)."""
     config = Config(connect_timeout=settings.timeout, read_timeout=settings.timeout,
-                    retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+                    retries={"mode": "standard", "total_max_attempts": settings.attempts},
                     s3={"addressing_style": settings.addressing_style},
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")

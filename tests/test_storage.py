@@ -12,7 +12,6 @@ import pytest
 from mailgate.config import ConfigError, Settings, load_settings
 from mailgate.gateway import open_storage
 from mailgate.storage import BlobUnavailable, CorruptBlob, Storage, sha256_hex
-from mailgate.storage_s3 import ATTEMPTS
 from tests.servers.s3 import FaultProxy, fault_proxy, moto_server, own_moto_server  # noqa: F401
 
 DATA = b"%PDF-1.4 an invoice\n"
@@ -22,7 +21,7 @@ def s3_settings(endpoint: str, bucket: str, **more):
     return Settings().replace(storage={
         "backend": "s3", "bucket": bucket, "endpoint_url": endpoint, "region": "us-east-1",
         "access_key_id": "test", "secret_access_key": "test", "prefix": "mg/",
-        "timeout": 1.0, **more}).storage
+        "timeout": 1.0, "attempts": 1, **more}).storage
 
 
 @pytest.fixture(params=["files", "s3"])
@@ -97,17 +96,17 @@ def test_an_endpoint_that_is_down_is_a_temporary_failure(own_moto_server):  # no
 def test_500s_and_a_slow_endpoint_are_temporary_failures(moto_server, fault_proxy):  # noqa: F811
     # moto never answers 500 nor stalls by itself: the proxy in front of it does
     storage = open_storage(s3_settings(fault_proxy.url, moto_server.create_bucket(),
-                                       timeout=0.3))
+                                       timeout=0.3, attempts=3))
     digest = storage.attachments.put(DATA)
     fault_proxy.mode, before = "error", fault_proxy.requests
     with pytest.raises(BlobUnavailable, match="500 InternalError"):
         storage.attachments.get(digest)
-    assert fault_proxy.requests - before == ATTEMPTS  # botocore tried again, then gave up
+    assert fault_proxy.requests - before == 3  # [storage] attempts: botocore tried again
     fault_proxy.mode, fault_proxy.delay = "slow", 1.0
     started = time.monotonic()
     with pytest.raises(BlobUnavailable, match="timeout"):
         storage.attachments.put(b"late")
-    assert time.monotonic() - started < 15  # bounded: ATTEMPTS x timeout, plus backoff
+    assert time.monotonic() - started < 15  # bounded: attempts x timeout, plus backoff
     fault_proxy.mode = "pass"
     assert storage.attachments.get(digest) == DATA
 
