@@ -122,15 +122,6 @@ def bucket_name(value: str) -> str | None:
             f"with a letter or digit; got {value!r}")
 
 
-def bucket_name(value: str) -> str | None:
-    """An S3 bucket name (3-63 lowercase letters, digits, dots and hyphens), or empty."""
-    if not value or (3 <= len(value) <= 63 and value[0].isalnum() and value[-1].isalnum()
-                     and all(c in "abcdefghijklmnopqrstuvwxyz0123456789.-" for c in value)):
-        return None
-    return ("must be 3-63 lowercase letters, digits, dots or hyphens, starting and ending "
-            f"with a letter or digit; got {value!r}")
-
-
 @dataclass(frozen=True)
 class StorageSettings:
     dir: Path = key(Path("./var"))
