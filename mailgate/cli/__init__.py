@@ -17,7 +17,8 @@ import sys
 import traceback
 from typing import Iterable
 
-MODULES = ("run", "ingest", "admin", "tickets", "quarantine", "outbox", "service", "db")
+MODULES = ("run", "ingest", "admin", "tickets", "quarantine", "outbox", "service", "db",
+           "storage")
 
 # command -> (module that registers it, its line in `mailgate --help`), in the order
 # the modules register them. tests/test_package.py checks it against the modules.
@@ -37,6 +38,7 @@ COMMANDS = {
     "jobs": ("service", "scheduled jobs"),
     "db": ("db", "database schema"),
     "check": ("db", "validate the configuration and what it points at"),
+    "storage": ("storage", "blob storage: copy to S3, check"),
 }
 
 
