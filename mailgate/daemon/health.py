@@ -1,24 +1,29 @@
-"""The daemon's HTTP endpoint: GET /healthz (does the database answer?) and /metrics
-(Prometheus text), anything else 404. A small hand-written server on the daemon's
-event loop: one request per connection, the head bounded, the database calls
-bounded in time and run in two threads of its own, never in the listeners' pool.
+"""The daemon's HTTP endpoint: GET /healthz (alive: does the database answer?),
+/readyz (ready for work: the database and the blob storage answer and the listeners
+are up; 503 while starting or draining, so a load balancer or probe sends nothing)
+and /metrics (Prometheus text), anything else 404. A small hand-written server on
+the daemon's event loop: one request per connection, the head bounded, the database
+and storage calls bounded in time and run in threads of its own, never in the
+listeners' pool.
 """
 from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, Protocol, TypeVar
 
 from ..config import split_hostport
 from ..db import Database, deadline
 from ..errors import TemporaryFailure
 from ..metrics import Metrics
+from ..storage import Storage
 
 # Request line and headers of one HTTP request, in all: /healthz and /metrics need
 # a few hundred bytes; more is answered 431 (and one longer line is more).
 HTTP_HEAD_LIMIT = 16 * 1024
 # /healthz: the database must answer a probe on a connection of its own within this
-# many seconds, else 503 (database calls behind /metrics are bounded the same way).
+# many seconds, else 503 (database calls behind /metrics are bounded the same way;
+# /readyz bounds the storage's probe, a HEAD of the bucket or a look at the folder, so).
 HEALTH_TIMEOUT = 2.0
 HTTP_REASONS = {200: "OK", 404: "Not Found", 431: "Request Header Fields Too Large",
                 503: "Service Unavailable"}
@@ -26,13 +31,22 @@ METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 T = TypeVar("T")
 
 
+class Serving(Protocol):
+    """What /readyz asks of the listeners: their asyncio servers (none until opened)."""
+    servers: list
+
+
 class HealthEndpoint:
-    def __init__(self, db: Database, metrics: Metrics):
+    def __init__(self, db: Database, metrics: Metrics, storage: Storage | None = None,
+                 listeners: Serving | None = None):
         self.db = db
         self.metrics = metrics
-        # /healthz and /metrics never wait for a thread of the SMTP listeners
-        self.executor = ThreadPoolExecutor(2, thread_name_prefix="http")
-        self._probe: asyncio.Future | None = None
+        self.storage = storage
+        self.listeners = listeners
+        # never a thread of the SMTP listeners; one for each probe (a stalled one holds
+        # it, shared by every request meanwhile) and one for /metrics
+        self.executor = ThreadPoolExecutor(3, thread_name_prefix="http")
+        self._probes: dict[str, asyncio.Future] = {}
 
     async def listen(self, address: str) -> asyncio.Server:
         host, port = split_hostport(address)
@@ -61,6 +75,11 @@ class HealthEndpoint:
             if await self._healthy():
                 return 200, b"ok\n", "text/plain"
             return 503, b"database unreachable\n", "text/plain"
+        if path == "/readyz":
+            missing = await self._not_ready()
+            if not missing:
+                return 200, b"ready\n", "text/plain"
+            return 503, f"not ready: {', '.join(missing)}\n".encode(), "text/plain"
         if path == "/metrics":
             loop = asyncio.get_running_loop()
             return 200, await loop.run_in_executor(self.executor, self.metrics.render), \
@@ -68,13 +87,37 @@ class HealthEndpoint:
         return 404, b"not found\n", "text/plain"
 
     async def _healthy(self) -> bool:
-        """Does the database answer within HEALTH_TIMEOUT? Concurrent requests share one
-        probe, so a stall costs one connection and one thread, not one per request."""
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.get_running_loop().run_in_executor(
-                self.executor, self.db.probe, HEALTH_TIMEOUT)
+        """Does the database answer within HEALTH_TIMEOUT?"""
+        return await self._probe("database", self.db.probe, HEALTH_TIMEOUT)
+
+    async def _not_ready(self) -> list[str]:
+        """What keeps this daemon from taking work now: "listeners" (not open yet, or
+        closed by a drain), "database", "storage"; empty when it is ready."""
+        servers = self.listeners.servers if self.listeners is not None else []
+        missing = [] if servers and all(s.is_serving() for s in servers) else ["listeners"]
+        checks = [("database", self._healthy())]
+        if self.storage is not None:
+            checks.append(("storage", self._probe("storage", self._storage_answers)))
+        answers = await asyncio.gather(*(check for _, check in checks))
+        return missing + [name for (name, _), ok in zip(checks, answers) if not ok]
+
+    def _storage_answers(self) -> bool:
         try:
-            return await asyncio.wait_for(asyncio.shield(self._probe), HEALTH_TIMEOUT + 1)
+            self.storage.probe()
+            return True
+        except OSError:
+            return False
+
+    async def _probe(self, name: str, probe: Callable[..., bool], *args) -> bool:
+        """`probe(*args)` in our threads, answered within HEALTH_TIMEOUT (else False).
+        Concurrent requests share one probe of each kind, so a stall costs one
+        connection and one thread, not one per request."""
+        running = self._probes.get(name)
+        if running is None or running.done():
+            running = self._probes[name] = asyncio.get_running_loop().run_in_executor(
+                self.executor, probe, *args)
+        try:
+            return await asyncio.wait_for(asyncio.shield(running), HEALTH_TIMEOUT + 1)
         except asyncio.TimeoutError:
             return False
 

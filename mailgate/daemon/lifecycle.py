@@ -50,7 +50,7 @@ class Daemon:
         self.metrics.watch_outbox(lambda: bounded(self.sender.depth, -1),
                                   lambda: bounded(self.sender.oldest_due_age, -1.0))
         self.listeners = Listeners(self.intake, settings)
-        self.http = HealthEndpoint(self.gw.db, self.metrics)
+        self.http = HealthEndpoint(self.gw.db, self.metrics, self.gw.storage, self.listeners)
         self.schedule = Schedule(self.gw, self.intake, self.metrics, self.wake_sender)
         self._stop: asyncio.Event | None = None
         self._reloading = threading.Lock()
