@@ -26,9 +26,9 @@ from .service import ServiceSettings
 __all__ = ["ConfigError", "Settings", "load_settings", "split_hostport", "MiB",
            "MIN_SECRET_BYTES", "DEFAULT_ALLOWED_TYPES", "DatabaseSettings", "StorageSettings",
            "LimitSettings", "ThreadingSettings", "RoutingSettings", "DepartmentRouting",
-           "GatewaySettings",
-           "DaemonSettings", "SecuritySettings", "LogSettings", "SmtpSettings", "LmtpSettings",
-           "HttpSettings", "ImapAccount", "OutboundSettings", "SmsSettings", "ServiceSettings"]
+           "GatewaySettings", "DaemonSettings", "SecuritySettings", "SpamSettings",
+           "LogSettings", "SmtpSettings", "LmtpSettings", "HttpSettings", "ImapAccount",
+           "OutboundSettings", "SmsSettings", "ServiceSettings"]
 
 MIN_SECRET_BYTES = 32  # the HMAC key behind signed Message-IDs and VERP tags
 
@@ -232,6 +232,28 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class SpamSettings:
+    """`[spam]`: the verdict of the spam filter at our own boundary. Its headers count
+    only where our boundary wrote them: above the first `Received:` by a host outside
+    `[security] internal_hosts` (over SMTP/LMTP only from `[smtp] trusted_relays`), as
+    for Authentication-Results. Flagged mail is kept in quarantine as `spam`: never a
+    ticket, never answered, released by `mailgate quarantine retry`."""
+    # false: the filter's headers are ignored and flagged mail is treated like any other
+    hold: bool = key(True)
+    # a header holding the filter's score as a number (X-Spam-Score, X-Rspamd-Score,
+    # X-MS-Exchange-Organization-SCL), besides X-Spam-Flag, X-Spam-Status, X-Spam and
+    # X-Spamd-Result, which are always read
+    score_header: str = key("")
+    # a score at or above this is spam (X-Spam-Status score=, X-Spamd-Result, the
+    # score_header); 0: only the filter's own yes/no counts
+    threshold: float = key(0.0, at_least(0))
+
+    def problems(self):
+        if self.score_header and not self.threshold:
+            yield "threshold", "required with score_header"
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = key("INFO", one_of("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = key("text", one_of("text", "json"))
@@ -254,6 +276,7 @@ class Settings:
     outbound: OutboundSettings = OutboundSettings()
     sms: SmsSettings = SmsSettings()
     security: SecuritySettings = SecuritySettings()
+    spam: SpamSettings = SpamSettings()
     service: ServiceSettings = ServiceSettings()
     imap: tuple[ImapAccount, ...] = ()
     source: str = key("(defaults)", toml=False)  # the file read, for messages

@@ -27,6 +27,7 @@ class Rejection(StrEnum):
     ROUTE = "route"  # no department takes it
     UNUSABLE = "unusable"  # nothing to make a ticket of (no From, empty)
     UNVERIFIED = "unverified"  # an agent's mail without a signed reference
+    SPAM = "spam"  # our own spam filter flagged it; an admin's retry releases it
     BUG = "bug"  # our own failure, not the message's
 
 

@@ -1,7 +1,8 @@
 """The guard as a table: headers in, category out (no database)."""
 import pytest
 
-from mailgate.mail.guard import Category, judge
+from mailgate.config import SpamSettings
+from mailgate.mail.guard import Category, judge, spam_reasons
 from mailgate.mail.parse import parse_message
 from tests.mails import make_mail
 
@@ -105,3 +106,36 @@ def test_notifications_and_replies(headers, envelope_from, category):
 @pytest.mark.parametrize("headers", [{}, {"precedence": "bulk"}, {"auto_submitted": "no"}])
 def test_people_write_normal_and_list_mail(headers):
     assert not verdict(**headers).automatic
+
+
+# -- issue 13: the verdict of our own spam filter ------------------------------------------
+
+@pytest.mark.parametrize("header,threshold,spam", [
+    (("X-Spam-Flag", "YES"), 0.0, True),
+    (("X-Spam-Flag", "NO"), 0.0, False),
+    (("X-Spam-Status", "Yes, score=5.3 required=5.0\r\n\ttests=BAYES_99"), 0.0, True),
+    (("X-Spam-Status", "No, score=5.3 required=8.0"), 0.0, False),
+    (("X-Spam-Status", "No, score=5.3 required=8.0"), 5.0, True),
+    (("X-Spam-Status", "No, score=-1.1 required=5.0"), 5.0, False),
+    (("X-Spam", "Yes"), 0.0, True),
+    (("X-Spam", "undefined"), 0.0, False),  # seen in real mail (mail-parser__mail_test_6)
+    (("X-Spamd-Result", "default: True [15.60 / 15.00]; DMARC_POLICY_REJECT(2.00)"), 0.0, True),
+    (("X-Spamd-Result", "default: False [6.60 / 15.00]"), 0.0, False),
+    (("X-Spamd-Result", "default: False [6.60 / 15.00]"), 6.0, True),
+    (("X-Spamd-Result", "garbage"), 6.0, False),
+    (("X-Spam-Level", "**********"), 1.0, False),  # not a verdict
+])
+def test_spam_headers(header, threshold, spam):
+    settings = SpamSettings(threshold=threshold)
+    assert bool(spam_reasons((header,), settings)) is spam
+    v = judge(parse_message(make_mail()), None, OWN, "mg-test", ours=(header,), spam=settings)
+    assert (v.category is Category.SPAM) is spam
+    assert judge(parse_message(make_mail()), None, OWN, "mg-test", ours=(header,),
+                 spam=None).category is Category.NORMAL  # released: not read at all
+
+
+def test_spam_is_read_only_from_the_headers_our_boundary_wrote():
+    """The sender's copy in the message is never looked at: only `ours` is."""
+    raw = make_mail(x_spam_flag="YES", x_spam_status="Yes, score=99")
+    assert judge(parse_message(raw), None, OWN, "mg-test", ours=(),
+                 spam=SpamSettings()).category is Category.NORMAL

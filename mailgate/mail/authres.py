@@ -9,7 +9,9 @@ authserv-id we trust (RFC 8601 §5, §7.1). Our MTA in turn removes copies that
 claim its own authserv-id from incoming mail (OpenDMARC, rspamd and Postfix's
 header checks do). Whether the headers are looked at at all is the caller's
 decision: mail that reached our SMTP port from a client that is not a trusted
-relay has no boundary in front of it, so nothing in it counts.
+relay has no boundary in front of it, so nothing in it counts. The other headers
+found there are handed on as well: the verdict of our spam filter counts by the
+same rule (`mail/guard.py`).
 
 The headers are parsed by the `authres` package (an RFC 8601 parser: comments,
 quoting and property types are its job, so `header.d=` inside a comment never
@@ -87,6 +89,8 @@ def _checks(value: str) -> tuple[str, list[Check]]:
 class Boundary:
     checks: tuple[Check, ...] = ()  # what our boundary checked, with a trusted authserv-id
     client: str = ""  # the address our boundary received the message from, if it said
+    # every header our boundary wrote (name, value), in order: a spam filter's verdict
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def read_boundary(headers: list[tuple[str, str]], trusted_ids: tuple[str, ...] | list[str],
@@ -96,17 +100,19 @@ def read_boundary(headers: list[tuple[str, str]], trusted_ids: tuple[str, ...] |
     trusted = {t.lower() for t in trusted_ids}
     found: list[Check] = []
     client = ""
+    ours = []
     for name, value in headers:
-        name = name.lower()
-        if name == "received":
+        if name.lower() == "received":
             if _received_by(value) not in internal:
                 break  # below this line, everything was written before our boundary saw it
             client = _received_from(value) or client
-        elif name == "authentication-results" and trusted:
+            continue
+        ours.append((name, value))
+        if name.lower() == "authentication-results" and trusted:
             authserv, checks = _checks(value)
             if authserv in trusted:
                 found.extend(checks)
-    return Boundary(tuple(found), client)
+    return Boundary(tuple(found), client, tuple(ours))
 
 
 def _received_from(value: str) -> str:

@@ -1,4 +1,4 @@
-"""Guard: is this mail automatic, a bounce, a loop? Pure: message in, verdict out.
+"""Guard: is this mail automatic, a bounce, a loop, spam? Pure: message in, verdict out.
 
 The verdict decides two things: whether the message may open a ticket, and
 whether the gateway may ever answer it automatically. Automatic mail is never
@@ -6,7 +6,9 @@ answered automatically — that is what keeps two robots from mailing each other
 forever (RFC 3834) — but RFC 3834 forbids answering it, not reading it: a
 monitoring or ITSM notification (`Auto-Submitted: auto-generated`) still opens a
 ticket, while an automatic *reply* (out of office) only joins the ticket it
-answers.
+answers. Spam is what the spam filter of our own boundary says it is, read only
+from the headers that boundary wrote (`authres.read_boundary`): a sender's own
+`X-Spam-Flag: NO` is never among them.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from ..config import SpamSettings
 from .parsed import ParsedMessage
 
 AUTOMATED_LOCALPARTS = re.compile(
@@ -26,6 +29,10 @@ NOREPLY_LOCALPARTS = re.compile(r"^(no-?reply|do-?not-?reply)([+.-].*)?$")
 # to a message (RFC 3834 §5, RFC 5436 §2.7); every other value but "no" is a reply
 GENERATED = {"auto-generated", "auto-notified"}
 _KEYWORD = re.compile(r"\s*([A-Za-z0-9-]*)")
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+_SCORE = re.compile(r"\bscore=" + _NUMBER, re.IGNORECASE)  # SpamAssassin's X-Spam-Status
+_RSPAMD = re.compile(r"\S+:\s*(true|false)\s*\[\s*" + _NUMBER, re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"\s*" + _NUMBER)
 
 
 class Category(StrEnum):
@@ -37,6 +44,7 @@ class Category(StrEnum):
     BOUNCE = "bounce"
     MDN = "mdn"  # read receipt
     LOOP = "loop"  # our own mail coming back: recorded only
+    SPAM = "spam"  # flagged by our own spam filter: held in quarantine until released
 
 
 # category -> (may open a ticket, may be answered automatically)
@@ -48,6 +56,7 @@ CATEGORIES = {
     Category.BOUNCE: (False, False),
     Category.MDN: (False, False),
     Category.LOOP: (False, False),
+    Category.SPAM: (False, False),
 }
 
 
@@ -116,12 +125,48 @@ def _list_reasons(msg: ParsedMessage) -> list[str]:
     return reasons
 
 
+def spam_reasons(ours: tuple[tuple[str, str], ...], spam: SpamSettings) -> list[str]:
+    """The headers among `ours` (those our own boundary wrote) in which the spam filter
+    calls the message spam: by its own yes, or by a score at `spam.threshold` or above."""
+    reasons = []
+    for name, value in ours:
+        value = " ".join(value.split())
+        says_spam, score = _spam_header(name.lower(), value, spam.score_header.lower())
+        if says_spam or (score is not None and spam.threshold and score >= spam.threshold):
+            reasons.append(f"{name}: {value[:100]}")
+    return reasons
+
+
+def _spam_header(name: str, value: str, score_header: str) -> tuple[bool, float | None]:
+    """(the filter says spam, the score it gives) in one header."""
+    if name in ("x-spam-flag", "x-spam"):  # SpamAssassin, amavis: YES; rspamd: Yes
+        return value.lower() in ("yes", "true"), None
+    if name == "x-spam-status":  # SpamAssassin: "Yes, score=7.2 required=5.0 tests=…"
+        return value.lower().startswith("yes"), _number(_SCORE.search(value))
+    if name == "x-spamd-result":  # rspamd: "default: True [7.50 / 15.00]; SYMBOL(1.0) …"
+        match = _RSPAMD.match(value)
+        return bool(match) and match.group(1).lower() == "true", _number(match, 2)
+    if name == score_header:
+        return False, _number(_LEADING_NUMBER.match(value))
+    return False, None
+
+
+def _number(match: re.Match | None, group: int = 1) -> float | None:
+    return float(match.group(group)) if match else None
+
+
 def judge(msg: ParsedMessage, envelope_from: str | None, own_addresses: set[str],
-          instance: str, max_received: int = 100) -> Verdict:
-    """Classify a parsed message. `envelope_from` is None when unknown (pipe, IMAP)."""
+          instance: str, max_received: int = 100, ours: tuple[tuple[str, str], ...] = (),
+          spam: SpamSettings | None = None) -> Verdict:
+    """Classify a parsed message. `envelope_from` is None when unknown (pipe, IMAP);
+    `ours`: the headers our own boundary wrote, read for the verdict of its spam filter
+    unless `spam` is None (a message an admin released) or says not to hold spam."""
     loop = _loop_reasons(msg, own_addresses, instance, max_received)
     if loop:
         return Verdict(Category.LOOP, loop)
+    flagged = spam_reasons(ours, spam) if spam is not None and spam.hold else []
+    if flagged:
+        return Verdict(Category.SPAM, flagged)
     if msg.content_type == "multipart/report":
         if msg.report_type == "delivery-status" or msg.report is not None:
             return Verdict(Category.BOUNCE, ["multipart/report delivery-status (DSN)"])

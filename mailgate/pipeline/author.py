@@ -4,7 +4,8 @@ The author is From, whoever Reply-To names: Reply-To only says where a new
 contact wants answers (a no-reply web form's), never whose ticket this may join
 or who gives commands. What proves the author (`proof.py`) is a signed Message-ID
 of ours in the references, or the Authentication-Results our own mail boundary
-wrote (`mail/authres.py`) — believed only as far as the transport lets us.
+wrote (`mail/authres.py`) — believed only as far as the transport lets us
+(`boundary()`, which the guard step reads, for the spam filter's verdict too).
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ def step(ctx: Context) -> Result | None:
     if msg.sender_note:  # From was odd: how the author's address was found (senders.py)
         ctx.trace.append(f"sender: {msg.sender_note}")
     ctx.requester = requester_address(msg, ctx.verdict.no_autorespond)
-    ctx.boundary = boundary(ctx.raw, ctx.envelope, settings)
     # Authentication-Results speak for the From domain only, not for an address
     # recovered from Sender, Return-Path or Reply-To
     ctx.proof = Proof(tuple(msg.in_reply_to + msg.references),

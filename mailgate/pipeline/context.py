@@ -52,11 +52,11 @@ class Context:
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (address, header)
     known: Directory | None = None  # the departments and the addresses the message names
     own: set[str] = field(default_factory=set)  # our own addresses
+    boundary: Boundary = field(default_factory=Boundary)  # what our own boundary wrote
     verdict: Verdict | None = None
     # author
     author: str = ""  # From: whose message it is
     requester: str | None = None  # whom a new ticket answers
-    boundary: Boundary = field(default_factory=Boundary)
     proof: Proof | None = None
     may_autorespond: bool = False
     # route
