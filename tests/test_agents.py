@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 
 from mailgate import tickets as ops
+from mailgate.cli import main
 from mailgate.gateway import Gateway
-from mailgate.models import Agent, Department, Outbox, Quarantine
+from mailgate.models import Agent, Department, Outbox, Quarantine, Ticket
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
 from tests.mails import make_mail
@@ -36,6 +37,24 @@ def with_relay(settings, relay, **security):
         outbound={"transport": "smtp", "relay_host": "127.0.0.1", "relay_port": relay.port,
                   "relay_security": "none", "hostname": "mg.example.com"},
         security={"secret": TEST_SECRET, **security})
+
+
+@pytest.fixture
+def admin(agw, tmp_path, capsys):
+    """Run a `mailgate` command on agw's database, storage and secret; its stdout."""
+    config = tmp_path / "admin.toml"
+    config.write_text(f'[database]\nurl = "{agw.settings.database.url}"\n'
+                      f'[storage]\ndir = "{agw.settings.storage.dir}"\nfsync = false\n'
+                      f'[security]\nsecret = "{TEST_SECRET}"\n'
+                      '[outbound]\nhostname = "mg.example.com"\n')
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        code = main(["--config", str(config), *args])
+        out, err = capsys.readouterr()
+        assert code == 0, err + out
+        return out
+    return run
 
 
 @pytest.fixture
@@ -293,17 +312,54 @@ def test_an_admin_releases_held_agent_mail_as_the_agents(agw, relay):
         assert entry.resolved_at is not None and "as agent" in entry.resolution
 
 
-def test_an_admin_releases_held_agent_mail_as_a_customers(agw, relay):
-    from mailgate.pipeline import retry_quarantined
-
+def test_an_admin_releases_held_agent_mail_as_a_customers(agw, relay, admin):
+    """`quarantine retry ID --as customer`: the held text joins the ticket it answers as
+    customer text; no command runs, no new ticket in the agent's name, no
+    acknowledgement to the agent."""
     number, notification = open_ticket(agw, relay)
     held = ingest(agw, agent_reply(notification, "#status closed\nIs this still open?",
                                    keep_references=False), PIPE)
-    result = retry_quarantined(agw, held.quarantine_id, "customer")
-    assert result.outcome in ("new", "appended")
-    assert not any(line.startswith("agent: ") and "verified" in line for line in result.trace)
+    send(agw)
+    before = len(relay.received)
+    ran = admin("quarantine", "retry", str(held.quarantine_id), "--as", "customer")
+    assert ran.strip() == f"quarantine {held.quarantine_id}: appended #{number}"
+    send(agw)
+    delivered = relay.received[before:]
+    # the department's agents hear of the customer text; nobody else hears anything
+    assert sorted(r.rcpt_tos for r in delivered) == [[AGENT], ["second@example.com"]]
+    assert not any("New ticket" in strict(r.raw)["Subject"] for r in delivered)
     with agw.db.unit_of_work() as session:
-        assert ops.get_ticket(session, number).status == "new"  # no command ran
+        assert [t.number for t in session.scalars(select(Ticket))] == [number]
+        t = ops.get_ticket(session, number)
+        assert t.status == "new" and t.requester.email == CUSTOMER  # no command ran
+        assert (t.messages[-1].kind, t.messages[-1].author_email) == ("customer_reply", AGENT)
+        assert "Is this still open?" in t.messages[-1].text_body
+        entry = session.get(Quarantine, held.quarantine_id)
+        assert entry.resolution == f"retried: appended #{number} (as customer, vouched by " \
+                                   "an admin)"
+        inbound = t.messages[-1].inbound_id
+    explained = admin("message", "explain", str(inbound))
+    assert f"thread: new ticket linked to #{number}" in explained
+    assert f"agent: released by an admin as a customer's text (quarantine retry --as " \
+           f"customer): append to #{number}, no command run" in explained
+    assert "verified" not in explained
+
+
+def test_explain_says_a_proven_agents_reply_was_appended(agw, relay, admin):
+    """The threading policy opens a linked ticket for a non-participant; the agent step
+    then says, in order, that a proven agent's answer is appended instead."""
+    number, notification = open_ticket(agw, relay)
+    result = ingest(agw, agent_reply(notification, "Please restart the printer."), PIPE)
+    lines = admin("message", "explain", str(result.inbound_id)).splitlines()
+    assert lines[0].endswith(f": appended #{number}")
+    thread = next(i for i, line in enumerate(lines) if "thread: " in line)
+    assert lines[thread].strip() == (
+        f"thread: new ticket linked to #{number} — {AGENT} is not a participant of "
+        f"#{number}; policy new_linked opens a linked ticket")
+    assert [line.strip() for line in lines[thread + 1:thread + 3]] == [
+        f"agent: {AGENT} verified by signed notification",
+        f"agent: an agent's answer, appended to #{number} (not new ticket linked to "
+        f"#{number}: that is for customers' mail)"]
 
 
 def test_vouching_is_only_for_mail_held_as_unverified(agw):
@@ -401,3 +457,21 @@ def test_agent_without_proof_writing_new_is_an_ordinary_customer(agw, relay):
     assert relay.to("victim@example.net") == []
     with agw.db.unit_of_work() as session:
         assert ops.get_ticket(session, result.ticket).requester.email == AGENT
+
+
+def test_a_new_tickets_subject_keeps_no_token_of_another(agw, relay):
+    """A mistyped token, or the token of the ticket a linked one follows, is left out of
+    the new ticket's subject, so its acknowledgement carries one token: its own."""
+    number, _ = open_ticket(agw, relay)
+    typo = number[:-1] + str((int(number[-1]) + 1) % 10)
+    mistyped = ingest(agw, make_mail(subject=f"Re: [MG#{typo}] typo"), PIPE)
+    linked = ingest(agw, make_mail(sender="Other <other@example.org>",
+                                   subject=f"Re: [MG#{number}] Printer on fire"), PIPE)
+    assert mistyped.outcome == linked.outcome == "new"
+    send(agw)
+    acks = {strict(r.raw)["Subject"] for r in relay.received if r.rcpt_tos != [AGENT]
+            and r.rcpt_tos != ["second@example.com"]}
+    assert f"Re: [MG#{mistyped.ticket}] typo" in acks
+    assert f"Re: [MG#{linked.ticket}] Printer on fire" in acks
+    with agw.db.unit_of_work() as session:
+        assert ops.get_ticket(session, linked.ticket).subject == "Printer on fire"

@@ -6,6 +6,7 @@ from mailgate.mail.tokens import (
     find_tokens,
     format_token,
     is_valid_number,
+    strip_tokens,
     ticket_number,
 )
 
@@ -69,3 +70,19 @@ def test_token_edge_cases(subject, expected):
 
 def test_format_token():
     assert format_token("MG", NUMBER) == "[MG#100327]"
+
+
+@pytest.mark.parametrize("subject,expected", [
+    ("Re: [SRV#100015] typo", "typo"),  # a mistyped token: the new ticket's subject drops it
+    (f"Re: [MG#{NUMBER}] New ticket: Printer", "New ticket: Printer"),  # a linked ticket's
+    (f"AW: Re: ［MG＃{NUMBER}］ Drucker", "Drucker"),
+    ("پاسخ: [MG#۱۰۰۳۲۷] چاپگر ۱۲", "چاپگر ۱۲"),  # the subject's own Persian digits stay
+    (f"[External] Re: [ MG # {NUMBER} ] Printer", "[External] Printer"),
+    (f"Store: [MG#{NUMBER}] list", "Store: list"),  # "re:" inside a word is no reply marker
+    (f"Printer [BILL#12] and MG#{NUMBER}", "Printer and"),
+    (f"Fwd: [MG#{NUMBER}]", ""),
+    (f"Re: [XMG#{NUMBER}] theirs", f"Re: [XMG#{NUMBER}] theirs"),  # not our prefix
+    ("Re: no token  at all", "Re: no token  at all"),
+])
+def test_strip_tokens_of_ours_from_a_new_tickets_subject(subject, expected):
+    assert strip_tokens(subject, {"MG", "BILL", "SRV"}) == expected

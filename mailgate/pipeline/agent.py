@@ -9,7 +9,9 @@ department **and** one proof holds (`proof.py`):
 2. an Authentication-Results header written by our own mail boundary shows
    DMARC (or aligned DKIM/SPF) pass for the agent's domain (`mail/authres.py`),
 or an admin vouched for it when releasing it from quarantine. An unproven agent
-From on a ticket where that address is no participant is held in quarantine.
+From on a ticket where that address is no participant is held in quarantine; an
+admin who releases it as a customer's (`quarantine retry --as customer`) has its
+text appended to the ticket it answers, never a new ticket in the agent's name.
 
 A verified agent's reply has its quoted history cut; commands at its top are
 applied (`agent_commands.py`); the rest is relayed to the customer (or kept as an
@@ -19,11 +21,13 @@ the customer's behalf. Everyone else goes on to the apply step.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from .. import sla, tickets
 from ..errors import MessageRejected, Rejection
 from ..mail.commands import split_commands
 from ..mail.headers import normalize_address
+from ..mail.threads import Action
 from ..models import Agent, Ticket
 from ..outbound import notify
 from ..vocabulary import Outcome, Status
@@ -31,18 +35,24 @@ from .agent_commands import agent_of, apply_commands, report_errors
 from .context import Context
 from .envelope import Result, Vouch
 from .store import store_message
+from .thread import new_ticket_subject, policy
 
 log = logging.getLogger("mailgate.pipeline")
 
 
 def step(ctx: Context) -> Result | None:
-    if ctx.automatic or ctx.envelope.vouched == Vouch.CUSTOMER:
+    if ctx.automatic:
         return None
+    if ctx.envelope.vouched == Vouch.CUSTOMER:
+        return _released_as_customers(ctx)
     agent = _agent(ctx)
     if agent is None:
         return None
     ticket = ctx.ticket
     if ticket is not None:
+        if ctx.decision.action != Action.APPEND:
+            ctx.trace.append(f"agent: an agent's answer, appended to #{ticket.number} "
+                             f"(not {policy(ctx.decision)}: that is for customers' mail)")
         notes = handle_reply(ctx, ticket, agent)
     else:
         commands, _ = split_commands(ctx.reply_text)
@@ -76,6 +86,23 @@ def _agent(ctx: Context) -> Agent | None:
         return None
     ctx.trace.append(f"agent: {agent.email} verified by {how}")
     return agent
+
+
+def _released_as_customers(ctx: Context) -> None:
+    """Mail held as an unproven agent's, released by an admin as a customer's text: it
+    is appended to the ticket it answers as customer text — no command runs, nothing
+    is relayed, nobody gets an automatic reply — and never opens a ticket."""
+    ticket = ctx.ticket
+    if ticket is None:
+        raise MessageRejected("released as a customer's text, but it answers no ticket",
+                              Rejection.UNVERIFIED)
+    if ctx.decision.action in (Action.NEW, Action.NEW_LINKED):
+        ctx.decision = replace(ctx.decision, action=Action.APPEND)
+    ctx.may_autorespond = False
+    ctx.trace.append(f"agent: released by an admin as a customer's text (quarantine retry "
+                     f"--as customer): {policy(ctx.decision)}, no command run, no "
+                     "automatic reply")
+    return None
 
 
 def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
@@ -114,7 +141,7 @@ def new_ticket_for_customer(ctx: Context, agent: Agent, customer: str
     """`#new customer@…`: an agent opens a ticket on a customer's behalf and writes first."""
     contact = tickets.contact_for(ctx.session, customer)
     ticket = tickets.create_ticket(ctx.session, ctx.department_id, contact,
-                                   ctx.msg.subject or "(no subject)", now=ctx.now)
+                                   new_ticket_subject(ctx), now=ctx.now)
     ctx.session.flush()
     notes = handle_reply(ctx, ticket, agent)
     return ticket, [f"agent: #new opened #{ticket.number} for {customer}", *notes]

@@ -23,6 +23,7 @@ from ..vocabulary import Outcome, Status
 from .context import Applied, Context
 from .envelope import Result
 from .store import store_message
+from .thread import new_ticket_subject
 
 # A customer's reply moves a ticket that was waiting on them back to the agents.
 REOPEN_ON_REPLY = {Status.ANSWERED: Status.OPEN, Status.RESOLVED: Status.OPEN}
@@ -96,7 +97,7 @@ def _new_ticket(ctx: Context, contact: Contact) -> Applied:
     linked = ctx.ticket  # the ticket a new linked one comes from, if any
     department_id = ctx.department_id if ctx.route else linked.department_id
     ticket = tickets.create_ticket(ctx.session, department_id, contact,
-                                   ctx.msg.subject or "(no subject)", linked=linked,
+                                   new_ticket_subject(ctx), linked=linked,
                                    now=ctx.now)
     own = ctx.own | set(ctx.known.routes)
     for addr in ctx.msg.to + ctx.msg.cc:
