@@ -10,11 +10,15 @@ processes killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email
+import errno
 import fcntl
+import logging
 import os
 import random
+import re
 import signal
 import sqlite3
 import stat
@@ -32,8 +36,9 @@ from mailgate.errors import TemporaryFailure
 from mailgate.gateway import Gateway
 from mailgate.metrics import Metrics
 from mailgate.models import Outbox, TicketEvent
-from mailgate.outbound import claims
-from mailgate.outbound.journal import DeliveryJournal, Entry, Presence
+from mailgate.outbound import claims, record
+from mailgate.outbound.journal import DeliveryJournal, Entry
+from mailgate.outbound.presence import Presence
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
 from mailgate.storage import BlobStore, Staged
@@ -626,3 +631,216 @@ def test_a_presence_file_tells_live_from_dead(tmp_path):
         with pytest.raises(BlockingIOError):
             fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
     me.leave()
+
+
+# -- 6. the journal on a disk that refuses writes: quiet, kept, cleaned later -----------
+
+class RefusingOs:
+    """The `os` a module under test sees on a disk that refuses writes under `folder`
+    with `code`: removing, renaming and creating files there fail; everything else is
+    the real `os`. `after(paths)`: refuse only once a call on paths it names succeeded."""
+
+    WRITES = {"unlink", "remove", "rename", "replace", "mkdir", "rmdir"}
+    CREATE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def __init__(self, folder: Path, code: int, after=None):
+        self.folder, self.code, self.after = str(folder), code, after
+        self.refusing = after is None
+
+    def __getattr__(self, name: str):
+        real = getattr(os, name)
+        if name not in self.WRITES and name != "open":
+            return real
+
+        def call(path, *args, **kwargs):
+            writes = name != "open" or (args and args[0] & self.CREATE)
+            paths = [str(p) for p in (path, *args[:1]) if isinstance(p, (str, Path))]
+            if self.refusing and writes and any(p.startswith(self.folder) for p in paths):
+                raise OSError(self.code, os.strerror(self.code), str(path))
+            result = real(path, *args, **kwargs)
+            if self.after is not None and self.after(paths):
+                self.refusing, self.after = True, None
+            return result
+        return call
+
+
+@pytest.fixture(params=["EROFS", "EACCES", "ENOSPC", "immutable folder",
+                        "read-only bind mount", "folder mode 0500"])
+def refusing(request, monkeypatch):
+    """`refuse(folder)`: a context in which `folder` refuses writes: injected errnos
+    (the `os` of the journal and storage modules), or real conditions: `chattr +i`
+    (EPERM, even for root), a read-only bind mount as tests/faults uses (EROFS; needs
+    the privilege to mount) or a folder mode (EACCES; not for root, who ignores it)."""
+    from mailgate import storage
+    from mailgate.outbound import journal
+    from tests.faults.peers import Unavailable, bind_readonly, unbind
+
+    kind = request.param
+
+    @contextlib.contextmanager
+    def refuse(folder: Path):
+        if kind.startswith("E"):
+            disk = RefusingOs(folder, getattr(errno, kind))
+            with monkeypatch.context() as patch:
+                patch.setattr(journal, "os", disk)
+                patch.setattr(storage, "os", disk)
+                yield
+        elif kind == "immutable folder":
+            subprocess.run(["chattr", "+i", str(folder)], check=True)
+            try:
+                yield
+            finally:
+                subprocess.run(["chattr", "-i", str(folder)], check=True)
+        elif kind == "read-only bind mount":
+            try:
+                bind_readonly(folder)
+            except Unavailable as reason:
+                pytest.skip(f"cannot mount here: {reason}")
+            try:
+                yield
+            finally:
+                unbind(folder)
+        else:
+            if os.geteuid() == 0:
+                pytest.skip("root writes whatever the folder's mode")
+            folder.chmod(0o500)
+            try:
+                yield
+            finally:
+                folder.chmod(0o700)
+    return refuse
+
+
+def journal_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def one_row_left(gw) -> int:
+    """Leave one row of the freshly ingested mail pending (the others as sent): its id."""
+    with gw.db.unit_of_work() as session:
+        first = session.scalar(select(func.min(Outbox.id)))
+        session.execute(update(Outbox).where(Outbox.id != first).values(status="sent"))
+    return first
+
+
+def test_a_journal_the_disk_will_not_clean_stays_quiet_and_sends_nothing_twice(
+        faulty, relay, refusing, caplog):
+    """Delivered, the database lost before the record: the entry and its copy stay. The
+    disk then refuses writes and the database comes back: the delivery is recorded
+    from the journal (bytes and all), the entry cannot be removed and stays, with one
+    warning and no traceback however often the sender settles; nothing is sent again;
+    once the disk takes writes, the files go."""
+    gw, fault = faulty
+    ingest(gw, make_mail(), PIPE)
+    first = one_row_left(gw)
+    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
+    sender = OutboxSender(gw, workers=1)
+    assert sender.run_once() == 1
+    folder = sender.journal.folder
+    assert [name.rsplit(".", 1)[1] for name in journal_files(folder)] == ["eml", "json"]
+    fault.restore()
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="mailgate.outbox")
+    with refusing(folder):
+        for _ in range(3):
+            sender.ledger.settle(force=True)
+        [row] = [r for r in rows(gw) if r.id == first]
+        assert (row.status, row.attempts) == ("sent", 1)
+        assert row.raw == relay.received[0].raw  # recorded from the journal, bytes and all
+        assert len(journal_files(folder)) == 2  # not removable: still there
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert re.fullmatch(r"outbox: cannot remove delivery journal files \(.+\); "
+                            r"trying again later", warning)
+        assert not any(r.exc_info for r in caplog.records)
+    sender.ledger.settle(force=True)
+    assert journal_files(folder) == []
+    assert "outbox: can remove delivery journal files again" in caplog.messages
+    assert len(relay.received) == 1 and failure_events(gw) == []
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_delivery_the_disk_will_not_let_finish_waits_in_the_journal(
+        settings, parser_pool, departments, clock, code, monkeypatch, caplog):
+    """The file transport journalled its delivery, then the disk refused the rename
+    into place, the removal of the temporary file and the journal's taking back: the
+    entry stands. The row stays claimed (not queued again, even after ORPHAN_AFTER)
+    and nothing is written twice; once the disk takes writes, the replay finishes
+    the delivery and records it, bytes and all."""
+    from mailgate import storage
+    from mailgate.outbound import journal
+
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        first = one_row_left(gw)
+        disk = RefusingOs(settings.storage.dir, code,
+                          after=lambda paths: any(p.endswith(".json") for p in paths))
+        monkeypatch.setattr(journal, "os", disk)
+        monkeypatch.setattr(storage, "os", disk)
+        caplog.set_level(logging.INFO, logger="mailgate.outbox")
+        sender = OutboxSender(gw, workers=1)
+        assert sender.run_once() == 1
+        clock.advance(seconds=60)
+        assert sender.run_once() == 0
+        [row] = [r for r in rows(gw) if r.id == first]
+        assert (row.status, row.attempts, row.raw) == ("sending", 1, None)
+        outbox_dir = settings.outbox_dir
+        assert eml_files(outbox_dir) == [] and len(list(outbox_dir.glob(".tmp-*"))) == 1
+        assert not any(r.exc_info for r in caplog.records)
+        assert len([m for m in caplog.messages if "cannot finish" in m]) == 1
+        disk.refusing = False
+        assert sender.run_once() == 0
+        [row] = [r for r in rows(gw) if r.id == first]
+        assert (row.status, row.attempts) == ("sent", 1)
+        [delivered] = eml_files(outbox_dir)
+        assert delivered.read_bytes().endswith(row.raw)
+        assert journal_files(sender.journal.folder) == []
+        assert list(outbox_dir.glob(".tmp-*")) == []
+    finally:
+        gw.close()
+
+
+# -- 7. the bytes as sent, on every sent row: also those recorded from the journal -------
+
+@pytest.mark.parametrize("copy", ["kept", "lost", "damaged"])
+def test_a_delivery_recorded_from_the_journal_shows_the_bytes_as_sent(faulty, relay, copy):
+    """The relay took the mail, then the database went away and the sender with it: the
+    next sender records the delivery from the journal, with the bytes the journal
+    kept beside its entry, as a normal send stores them. A copy lost or damaged (a
+    power cut) is said on the row instead. The entry itself stays small."""
+    gw, fault = faulty
+    ingest(gw, make_mail(), PIPE)
+    first = one_row_left(gw)
+    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
+    gone = OutboxSender(gw, workers=1)
+    assert gone.run_once() == 1
+    [entry] = gone.journal.entries()
+    kept = entry.path.with_suffix(".eml")
+    assert kept.read_bytes() == relay.received[0].raw
+    assert entry.path.stat().st_size < 512  # the bytes are beside it, not in it
+    if copy == "lost":
+        kept.unlink()
+    elif copy == "damaged":
+        kept.write_bytes(kept.read_bytes()[:-10])
+    fault.restore()
+    assert OutboxSender(gw).run_once() == 0
+    [row] = [r for r in rows(gw) if r.id == first]
+    assert (row.status, row.attempts) == ("sent", 1)
+    if copy == "kept":
+        assert row.raw == relay.received[0].raw and row.last_error is None
+    else:
+        assert row.raw is None and row.last_error == record.UNKEPT
+    assert journal_files(gone.journal.folder) == []
+    assert len(relay.received) == 1
+
+
+def test_a_normal_send_leaves_no_copy_behind(settings, parser_pool, departments, clock):
+    gw = Gateway(settings, parser=parser_pool, clock=clock)
+    try:
+        ingest(gw, make_mail(), PIPE)
+        sender = OutboxSender(gw)
+        assert sender.run_once() == 2
+        assert all(r.status == "sent" and r.raw for r in rows(gw))
+        assert journal_files(sender.journal.folder) == []
+    finally:
+        gw.close()

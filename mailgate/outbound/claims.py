@@ -176,13 +176,15 @@ class Claimer:
             attempts=row["attempts"] + 1))
 
 
-def release_dead(session: Session, tokens: set[str]) -> int:
-    """Rows of dead senders of this host (journal already replayed) back to `pending`."""
+def release_dead(session: Session, tokens: set[str], journalled: set[int]) -> int:
+    """Rows of dead senders of this host (journal already replayed) back to `pending`,
+    but for those delivered and still `journalled` (their replay records them)."""
     if not tokens:
         return 0
-    return session.execute(update(TABLE).where(
-        TABLE.c.status == "sending", TABLE.c.claimed_by.in_(tokens)).values(
-        status="pending", claimed_by=None)).rowcount
+    query = update(TABLE).where(TABLE.c.status == "sending", TABLE.c.claimed_by.in_(tokens))
+    if journalled:
+        query = query.where(TABLE.c.id.not_in(journalled))
+    return session.execute(query.values(status="pending", claimed_by=None)).rowcount
 
 
 def release_orphans(session: Session, token: str, busy: set[int],

@@ -20,12 +20,12 @@ from ..signing import signer_for
 from . import bounces
 from .claims import Claimed
 from .compose import Headers, build_email
-from .journal import DeliveryJournal, Entry
-from .outcomes import Delivered, Outcome, Outgoing, Temporary, Unsendable
+from .journal import DeliveryJournal, Entry, stem
+from .outcomes import Delivered, Outcome, Outgoing, Temporary, Unfinished, Unsendable
+from .refusals import refused
 from .render import Templates
 from .sms import deliver as deliver_sms
 from .sms import fit
-from .transport import Journal
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -49,6 +49,52 @@ class Link:
                 link.close()
 
 
+class Journalling:
+    """What one attempt writes to the journal: a copy of the bytes before they leave,
+    the entry at the point of no return (called as the transport's `Journal`), and
+    what the transport takes back. When the disk refuses to take an entry back while
+    the transport's staged file is still there, the entry stands: its replay finishes
+    the delivery and records it (`Unfinished`), so it is neither lost nor sent twice."""
+
+    def __init__(self, journal: DeliveryJournal, row: Claimed):
+        self.journal = journal
+        self.row = row
+        self.name = stem(row.id, row.claimer, row.attempts)
+        self.sha256: str | None = None
+        self.entry: Path | None = None  # the entry, while it says delivered
+        self.stands = False
+
+    def keep(self, raw: bytes) -> None:
+        self.sha256 = self.journal.keep(self.name, raw)
+
+    def __call__(self, delivered: Delivered) -> Callable[[], None]:
+        row = self.row
+        self.entry = self.journal.write(Entry(
+            row.id, row.claimer, row.attempts, delivered.refused, delivered.remark,
+            str(delivered.staged) if delivered.staged else None, self.sha256))
+        self.journal.writing.cleared()
+        return lambda: self._take_back(delivered)
+
+    def _take_back(self, delivered: Delivered) -> None:
+        """The transport could not finish after all."""
+        entry, self.entry = self.entry, None
+        if entry is None or self.journal.take_back(entry):
+            return
+        if delivered.staged is not None and delivered.staged.exists():
+            self.entry, self.stands = entry, True
+        else:  # nothing left to finish: the entry must not be replayed (removed later)
+            self.journal.discard(entry)
+
+    def done(self, outcome: Outcome) -> Outcome:
+        """The outcome to record; the copy goes unless an entry needs it."""
+        if self.stands:
+            return Unfinished(outcome.reason if isinstance(outcome, Temporary) else
+                              "the transport could not finish")
+        if self.entry is None and self.sha256 is not None:
+            self.journal.discard(self.journal.copy(self.name))
+        return outcome
+
+
 class Delivery:
     def __init__(self, gw: Gateway, templates: Templates, sms, journal: DeliveryJournal):
         self.gw = gw
@@ -58,18 +104,20 @@ class Delivery:
 
     def attempt(self, row: Claimed, link: Link) -> tuple[Outcome, bytes | None, Path | None]:
         """Prepare, deliver and journal; (outcome, bytes as sent, journal entry or None)."""
-        journalled: list[Path] = []
-        journal = self._journal(row, journalled)
+        hand = Journalling(self.journal, row)
         if row.channel == "sms":
             outcome, raw = self._text(row), None
         else:
-            outcome, raw = self._mail(row, link, journal)
+            outcome, raw = self._mail(row, link, hand)
         if isinstance(outcome, Delivered) and not outcome.journalled:
             try:
-                journal(outcome)
+                hand(outcome)
             except OSError as error:  # delivered all the same: record it straight away
-                log.error("outbox %d: delivered, but the journal failed: %s", row.id, error)
-        return outcome, raw, (journalled[0] if journalled else None)
+                if refused(error):
+                    self.journal.writing.note(error)
+                else:
+                    log.error("outbox %d: delivered, but the journal failed: %s", row.id, error)
+        return hand.done(outcome), raw, hand.entry
 
     def _text(self, row: Claimed) -> Outcome:
         text = self._prepare(lambda: fit(
@@ -79,26 +127,15 @@ class Delivery:
             return text
         return deliver_sms(self.sms, row.recipients[0], text)
 
-    def _mail(self, row: Claimed, link: Link, journal: Journal) -> tuple[Outcome, bytes | None]:
+    def _mail(self, row: Claimed, link: Link,
+              hand: Journalling) -> tuple[Outcome, bytes | None]:
         raw = row.raw or self._prepare(lambda: self._render_email(row), row)
         if not isinstance(raw, bytes):
             return raw, None
+        if row.raw is None:  # the row holds the bytes once recorded; until then, the journal
+            hand.keep(raw)
         outgoing = Outgoing(str(row.id), self._envelope_from(row), row.recipients, raw)
-        return link.get().send(outgoing, journal), raw
-
-    def _journal(self, row: Claimed, journalled: list[Path]) -> Journal:
-        """What records a delivery of `row` durably, adding its entry to `journalled`."""
-        def journal(delivered: Delivered) -> Callable[[], None]:
-            path = self.journal.write(Entry(
-                row.id, row.claimer, row.attempts, delivered.refused, delivered.remark,
-                str(delivered.staged) if delivered.staged else None))
-            journalled.append(path)
-
-            def undo() -> None:  # the transport could not finish after all
-                journalled.remove(path)
-                self.journal.remove(path, durable=True)
-            return undo
-        return journal
+        return link.get().send(outgoing, hand), raw
 
     def _prepare(self, build, row: Claimed):
         try:

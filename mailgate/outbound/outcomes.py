@@ -60,4 +60,12 @@ class Unsendable:
     reason: str
 
 
-Outcome = Union[Delivered, Temporary, Permanent, Unsendable]
+@dataclass(frozen=True)
+class Unfinished:
+    """Journalled as delivered, then the transport could not finish and the journal
+    could not take it back (a disk that refuses writes): the journal's replay
+    finishes the delivery and records it; the row stays ours meanwhile."""
+    reason: str
+
+
+Outcome = Union[Delivered, Temporary, Permanent, Unsendable, Unfinished]

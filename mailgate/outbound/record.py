@@ -22,6 +22,9 @@ from .outcomes import Delivered, Outcome, Permanent, Temporary
 
 log = logging.getLogger("mailgate.outbox")
 MAX_BACKOFF = 6 * 3600.0
+# on a row recorded from the journal without the bytes as sent
+UNKEPT = ("recorded from the delivery journal, whose copy of the bytes as sent was lost "
+          "(the disk refused it, or a power cut)")
 
 
 def outcome(session: Session, settings: Settings, row: Claimed, result: Outcome,
@@ -49,9 +52,15 @@ def sent(session: Session, settings: Settings, row: Claimed, refused: tuple[str,
     return True
 
 
-def replayed(session: Session, settings: Settings, entry: Entry, now: dt.datetime) -> bool:
-    """A journalled delivery, recorded after a crash or a database fault."""
+def replayed(session: Session, settings: Settings, entry: Entry, raw: bytes | None,
+             now: dt.datetime) -> bool:
+    """A journalled delivery, recorded after a crash or a database fault (`raw`: the
+    bytes as sent, from the journal; a row whose copy was lost says so)."""
     values = {"status": "sent", "sent_at": now, "last_error": entry.note}
+    if raw is not None:
+        values["raw"] = raw
+    elif entry.sha256 is not None:
+        values["last_error"] = "; ".join(filter(None, (entry.note, UNKEPT)))
     done = session.execute(update(TABLE).where(
         TABLE.c.id == entry.id, TABLE.c.status == "sending",
         TABLE.c.claimed_by == entry.claimer, TABLE.c.attempts == entry.attempt,

@@ -9,7 +9,9 @@ relay connection) repeats one delivery at a time:
    `pending` (`journal.py`, `claims.py`);
 2. **claim** one due row (`claims.py`: `sending` under our token; on
    PostgreSQL an advisory lock held until the end);
-3. **prepare** the bytes (`delivery.py`: render the templates, attach files);
+3. **prepare** the bytes (`delivery.py`: render the templates, attach files) and
+   keep a copy beside the journal, so that a delivery recorded from the journal
+   shows what was sent;
 4. **deliver** through the transport or the SMS backend, which answer with an
    outcome (`outcomes.py`);
 5. **journal** a delivery durably (the file transport before its final
@@ -18,7 +20,8 @@ relay connection) repeats one delivery at a time:
    retried with exponential backoff; permanent ones stop, are recorded on the
    ticket and count as hard bounces. If the database fails here, the journal
    (for a delivery) or memory (for a failure) keeps the outcome until it can be
-   recorded; the row stays ours meanwhile and is never delivered twice.
+   recorded; the row stays ours meanwhile and is never delivered twice. A disk
+   that refuses writes leaves journal files for later (`refusals.py`).
 
 The daemon runs the workers as threads (`start`, `wake`, `stop`; idle workers
 wait in `wakeups.py`); `run_once` drains what is due with the same pool and
@@ -38,8 +41,9 @@ from ..gateway import Gateway
 from ..models import Outbox
 from .claims import Claimer
 from .delivery import Delivery, Link
-from .journal import DeliveryJournal, Presence
+from .journal import DeliveryJournal
 from .ledger import Ledger
+from .presence import Presence
 from .render import Templates
 from .sms import make_backend
 from .transport import make_transport
@@ -98,9 +102,6 @@ class OutboxSender:
     def recover(self) -> None:
         """At start: replay the journal, free dead senders' rows, remove orphan files."""
         self.ledger.settle(force=True)
-        removed = self.transport.remove_orphans() + self.journal.remove_orphans()
-        if removed:
-            log.info("outbox: removed %d orphan temporary files", removed)
 
     def _serve(self) -> None:
         link = Link(self.transport)

@@ -177,6 +177,29 @@ def _attach_readonly_bind(path: Path) -> None:
         os.close(fd)
 
 
+def bind_readonly(path: Path) -> None:
+    """`path` read-only (EROFS) for every process, until `unbind(path)`: a read-only
+    bind mount over itself. Unavailable without the privilege to mount."""
+    try:
+        _attach_readonly_bind(path)
+    except OSError as error:  # an older kernel, or no privilege: bind, then remount it
+        _mount("--bind", str(path), str(path))
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                _mount("-o", "remount,bind,ro", str(path))
+                return
+            except Unavailable as busy:
+                if time.monotonic() > deadline:
+                    _umount(path)
+                    raise Unavailable(f"{busy} (and the new mount API: {error})") from error
+                time.sleep(0.005)
+
+
+def unbind(path: Path) -> None:
+    _umount(path)
+
+
 class TinyDisk:
     """`root` becomes a tmpfs of `size`; `storage` (inside it) is the daemon's folder."""
 
@@ -219,25 +242,12 @@ class TinyDisk:
         self.filler.unlink(missing_ok=True)
 
     def make_readonly(self) -> None:
-        try:
-            _attach_readonly_bind(self.storage)
-        except OSError as error:  # an older kernel: bind, then remount it read-only
-            _mount("--bind", str(self.storage), str(self.storage))
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    _mount("-o", "remount,bind,ro", str(self.storage))
-                    break
-                except Unavailable as busy:
-                    if time.monotonic() > deadline:
-                        _umount(self.storage)
-                        raise Unavailable(f"{busy} (and the new mount API: {error})") from error
-                    time.sleep(0.005)
+        bind_readonly(self.storage)
         self.readonly = True
 
     def make_writable(self) -> None:
         if self.readonly:
-            _umount(self.storage)
+            unbind(self.storage)
             self.readonly = False
 
     def unmount(self) -> None:
