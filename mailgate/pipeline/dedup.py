@@ -1,5 +1,13 @@
-"""Dedup: a message seen before (redelivered, or fetched twice) changes nothing again."""
+"""Dedup: a message seen before (redelivered, or fetched twice) changes nothing again.
+
+A message is the same when its Message-ID, sender, date, subject *and* body are:
+two different messages under one Message-ID (a broken mailer's constant id, or
+someone reusing another's) are both kept, and the ticket of the first records
+that its id came again (`duplicate_id`).
+"""
 from __future__ import annotations
+
+import re
 
 from sqlalchemy import select
 
@@ -7,33 +15,74 @@ from ..mail.parse import ParsedMessage
 from ..mail.precheck import header_block
 from ..models import Inbound, Ticket
 from ..storage import sha256_hex
+from ..tickets import record_event
 from ..vocabulary import Outcome
 from .context import Context
 from .envelope import Result
 
+_LINE_END = re.compile(rb"\r\n|\r")
+
 
 def dedup_key(msg: ParsedMessage, raw: bytes) -> str:
-    """The identity of a message across transports and redeliveries.
+    """The identity of a message across transports and redeliveries: its Message-ID,
+    sender, date and subject with the digest of its body (`body_digest`). A message
+    without a Message-ID is known by the rest alone."""
+    digest = sha256_hex(_basis(msg) + b"\0" + body_digest(raw).encode())
+    return ("m:" if msg.message_id else "c:") + digest
 
-    The Message-ID together with sender, date and subject: the same message seen
-    twice carries all four unchanged, while a broken mailer that stamps every
-    message with one constant Message-ID still gets each of them through. Without
-    a Message-ID the body bytes stand in for it.
-    """
-    basis = "\0".join([msg.message_id or "", msg.from_addr or "", msg.date, msg.subject])
+
+def body_digest(raw: bytes) -> str:
+    """The body's digest, the same however the message travelled: only what follows
+    the header block (every hop adds its Received:, transports add Return-Path or
+    Delivered-To), with LF line ends (SMTP and IMAP speak CRLF, a pipe LF) and
+    without the blank lines around it (a hop may add or drop the final newline)."""
+    return sha256_hex(_LINE_END.sub(b"\n", raw[len(header_block(raw)):]).strip())
+
+
+def legacy_key(msg: ParsedMessage, raw: bytes) -> str:
+    """The key written before the body counted for mail with a Message-ID (up to
+    2026-12): a message recorded then is still found when it comes again."""
     if msg.message_id:
-        return "m:" + sha256_hex(basis.encode("utf-8", "replace"))
-    body = raw[len(header_block(raw)):]
-    return "c:" + sha256_hex(basis.encode("utf-8", "replace") + b"\0" + body)
+        return "m:" + sha256_hex(_basis(msg))
+    return "c:" + sha256_hex(_basis(msg) + b"\0" + raw[len(header_block(raw)):])
+
+
+def _basis(msg: ParsedMessage) -> bytes:
+    return "\0".join([msg.message_id or "", msg.from_addr or "", msg.date,
+                      msg.subject]).encode("utf-8", "replace")
 
 
 def step(ctx: Context) -> Result | None:
     key = dedup_key(ctx.msg, ctx.raw)
-    earlier = ctx.session.scalar(select(Inbound).where(Inbound.dedup_key == key))
+    earlier = ctx.session.scalar(select(Inbound).where(
+        Inbound.dedup_key.in_((key, legacy_key(ctx.msg, ctx.raw)))))
     if earlier is None:
         ctx.record.dedup_key = key
+        if ctx.msg.message_id:
+            _same_id_other_content(ctx)
         return None
-    ctx.trace.append(f"dedup: same {'Message-ID' if key[0] == 'm' else 'content'} as "
-                     f"inbound #{earlier.id} ({earlier.outcome})")
+    ctx.trace.append(f"dedup: same {'Message-ID and content' if key[0] == 'm' else 'content'} "
+                     f"as inbound #{earlier.id} ({earlier.outcome})")
     ticket = ctx.session.get(Ticket, earlier.ticket_id) if earlier.ticket_id else None
     return ctx.finish(Outcome.DUPLICATE, ticket)
+
+
+def _same_id_other_content(ctx: Context) -> None:
+    """Another message came under this Message-ID before, with other content: this one
+    goes its own way, and the ticket of the first records that its id came again."""
+    msg = ctx.msg
+    first = ctx.session.scalar(select(Inbound).where(
+        Inbound.message_id == msg.message_id, Inbound.dedup_key.is_not(None))
+        .order_by(Inbound.id).limit(1))
+    if first is None:
+        return
+    ticket = ctx.session.get(Ticket, first.ticket_id) if first.ticket_id else None
+    ctx.trace.append(f"dedup: Message-ID also on inbound #{first.id}"
+                     + (f" (#{ticket.number})" if ticket else "")
+                     + " with other content: kept as a message of its own")
+    if ticket is not None:
+        record_event(ctx.session, ticket, "duplicate_id", msg.from_addr or "",
+                     new=msg.message_id[:200],
+                     detail=f"another message came with this Message-ID and other content "
+                            f"(from {msg.from_addr or '-'}, subject {msg.subject[:200]!r}); "
+                            "it was kept as a message of its own")
