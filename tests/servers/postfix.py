@@ -236,6 +236,10 @@ class PostfixServer:
         out = self._run("postqueue", "-c", str(self.config_directory), "-j")
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
+    def wait_until_empty(self, timeout: float = 10.0) -> None:
+        """Until the queue is empty (a message's file goes just after its last delivery)."""
+        self.wait(lambda: self.queue() == [], timeout, "empty queue")
+
     # -- the log --------------------------------------------------------------
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
