@@ -1,4 +1,4 @@
-"""`python -m tests.faults [--cycles N] [--only NAME,...]`: every fault scenario, one table.
+"""`python -m tests.faults [--cycles N] [--cycles-for NAME=N] [--only NAME,...]`: one table.
 
 Exit status 0 when every scenario met its goal, 1 otherwise (the folder with the
 daemon logs is kept and printed), 2 when a scenario cannot be built here.
@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=defaults.cycles,
                         help="faults injected per scenario (default %(default)s)")
+    parser.add_argument("--cycles-for", action="append", default=[], metavar="NAME=N",
+                        type=scenario_cycles,
+                        help="faults injected in scenario NAME instead (repeatable)")
     parser.add_argument("--outage", type=float, default=defaults.outage,
                         help="seconds each fault lasts (default %(default)s)")
     parser.add_argument("--rate", type=float, default=defaults.rate,
@@ -31,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the folder and its logs")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(SCENARIOS)
-    unknown = [n for n in names if n not in SCENARIOS]
+    cycles_of = dict(args.cycles_for)
+    unknown = [n for n in [*names, *cycles_of] if n not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
-    options = Options(cycles=args.cycles, outage=args.outage, rate=args.rate,
+    options = Options(cycles=args.cycles, cycles_of=cycles_of, outage=args.outage, rate=args.rate,
                       connections=args.connections, drain_timeout=args.drain_timeout,
                       seed=args.seed, keep=args.keep)
     results = []
@@ -55,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(not r.ok and not r.unavailable for r in results):
         return 1
     return 2 if any(r.unavailable for r in results) else 0
+
+
+def scenario_cycles(value: str) -> tuple[str, int]:
+    name, _, count = value.partition("=")
+    if not count.isdigit():
+        raise argparse.ArgumentTypeError(f"not NAME=N: {value!r}")
+    return name, int(count)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ IMAP_USER, IMAP_PASSWORD = "support@example.com", "faults"
 @dataclass
 class Options:
     cycles: int = 3
+    cycles_of: dict[str, int] = field(default_factory=dict)  # per scenario, instead of `cycles`
     outage: float = 3.0  # seconds a peer stays away (or frozen, or full) per cycle
     rate: float = 20.0  # new messages a second over all SMTP sessions
     connections: int = 4
@@ -45,6 +46,9 @@ class Options:
     imap_batch: int = 25  # messages appended before each Dovecot kill
     seed: int = 14
     keep: bool = False  # keep the folder (logs, storage) even when every goal was met
+
+    def cycles_for(self, scenario: str) -> int:
+        return self.cycles_of.get(scenario, self.cycles)
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Stage:
 
     def __init__(self, harness: "Harness", scenario: Scenario):
         self.harness, self.scenario, self.options = harness, scenario, harness.options
+        self.cycles = harness.options.cycles_for(scenario.name)
         self.rng = random.Random(f"{harness.options.seed}-{scenario.name}")
         self.folder = harness.folder / scenario.name
         self.db_name = f"faults_{scenario.name.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
@@ -308,6 +313,11 @@ class Stage:
         strangers = sum(n for mid, n in received.items() if mid not in ours)
         if strangers:
             self.notes.append(f"{strangers} deliveries of Message-IDs with no outbox row")
+        starts = sorted(self.daemon.start_seconds)
+        if len(starts) > 1:  # what each kill cycle spends on the restart
+            median = starts[len(starts) // 2]
+            self.notes.append(f"daemon started {len(starts)} times, in {median:.1f} s "
+                              f"(median; longest {starts[-1]:.1f} s)")
         log = self.daemon.log()
         errors = sum(1 for line in log.splitlines() if " ERROR " in line or
                      line.startswith("ERROR"))
@@ -380,11 +390,11 @@ class Harness:
 
     def run(self, name: str) -> Result:
         scenario = SCENARIOS[name]
-        result = Result(name, self.options.cycles)
         stage = Stage(self, scenario)
+        result = Result(name, stage.cycles)
         result.folder = str(stage.folder)
         if name == "kill9-relay":  # each kill may cut deliveries the relay already took
-            result.allowed_twice = self.options.cycles * OutboundSettings().workers
+            result.allowed_twice = stage.cycles * OutboundSettings().workers
         try:
             stage.prepare()
             stage.start()

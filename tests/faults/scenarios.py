@@ -33,7 +33,7 @@ class Scenario:
 
 def kill_group(stage: Stage) -> None:
     """kill -9 of the daemon's whole process group at a random moment, then a restart."""
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         stage.wait_for_progress()
         stage.pause(0.1, 2.0)
         stage.daemon.kill_group()
@@ -42,7 +42,7 @@ def kill_group(stage: Stage) -> None:
 
 def postgres_down(mode: str) -> Callable[[Stage], None]:
     def inject(stage: Stage) -> None:
-        for _ in range(stage.options.cycles):
+        for _ in range(stage.cycles):
             stage.pause(0.5, 2.0)
             if mode == "sigstop":
                 stage.cluster.freeze()
@@ -58,7 +58,7 @@ def postgres_down(mode: str) -> Callable[[Stage], None]:
 def dovecot_killed(stage: Stage) -> None:
     """A backlog appended, then Dovecot killed (the whole process group) while the
     poller fetches it, and started again on the same port."""
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         before = stage.stored_inbound()
         stage.append_batch(stage.options.imap_batch)
         deadline = time.monotonic() + 30  # the poller is at work on the batch ...
@@ -72,7 +72,7 @@ def dovecot_killed(stage: Stage) -> None:
 
 
 def disk_full(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         stage.pause(0.5, 2.0)
         stage.disk.fill()
         time.sleep(stage.options.outage)
@@ -80,7 +80,7 @@ def disk_full(stage: Stage) -> None:
 
 
 def disk_readonly(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         stage.pause(0.5, 2.0)
         stage.disk.make_readonly()
         time.sleep(stage.options.outage)
@@ -88,7 +88,7 @@ def disk_readonly(stage: Stage) -> None:
 
 
 def relay_down_then_slow(stage: Stage) -> None:
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         stage.pause(0.5, 1.5)
         stage.relay.down()
         time.sleep(stage.options.outage)
@@ -102,7 +102,7 @@ def worker_killed(stage: Stage) -> None:
     """SIGKILL of one delivery worker (as the OOM killer would), preferably one that
     is running: the message it holds must be retried, not quarantined."""
     kills = 0
-    for _ in range(stage.options.cycles):
+    for _ in range(stage.cycles):
         stage.pause(0.5, 2.0)
         deadline = time.monotonic() + 1.0
         while True:
