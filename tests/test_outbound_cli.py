@@ -126,6 +126,31 @@ def test_template_render_for_a_ticket_and_in_persian(cli, tmp_path):
     assert code == 0 and out.strip()
 
 
+def test_template_render_uses_the_tickets_data_and_samples_only_without_one(cli, tmp_path):
+    cli("department", "add", "support", "--name", "Support")
+    cli("address", "add", "support@example.com", "--department", "support")
+    (tmp_path / "mail.eml").write_bytes(make_mail(sender="Shirin Rahimi <shirin@example.ir>",
+                                                  subject="Printer jam",
+                                                  body="Paper stuck in tray 2.\n"))
+    number = json.loads(cli("ingest", "--json", str(tmp_path / "mail.eml"))[1])[0]["ticket"]
+    code, out, err = cli("template", "render", "ack", "--ticket", number, "--locale", "en")
+    assert code == 0 and "Hello Shirin Rahimi," in out and "Support team" in out
+    assert f"Subject: Re: [MG#{number}] Printer jam" in out and err == ""
+    code, out, _ = cli("template", "render", "new_ticket", "--ticket", number, "--locale", "en")
+    assert "shirin@example.ir" in out and "Paper stuck in tray 2." in out
+    assert "مریم" not in out and "Billing" not in out  # nothing of the sample
+    cli("ticket", "set", number, "--status", "resolved", "--reason", "cleared the tray")
+    code, out, err = cli("template", "render", "status_change", "--ticket", number,
+                         "--locale", "en")
+    assert '"New" to "Resolved"' in out and "cleared the tray" in out and err == ""
+    # no agent has answered yet: the answer is a sample, and the command says so
+    code, out, err = cli("template", "render", "agent_reply", "--ticket", number)
+    assert code == 0 and "sample values, not this ticket's: agent, message" in err
+    # without --ticket: the sample
+    code, out, _ = cli("template", "render", "new_ticket", "--locale", "en")
+    assert "مریم احمدی" in out and "Billing" in out
+
+
 def test_check_reports_a_broken_override_template(cli, tmp_path):
     assert cli("check")[0] == 0
     overrides = tmp_path / "overrides" / "en"

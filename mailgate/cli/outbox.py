@@ -6,8 +6,9 @@ import sys
 from sqlalchemy import select
 
 from .. import tickets as ops
-from ..models import Outbox, iso
+from ..models import Message, Outbox, Ticket, iso
 from ..outbound import notify
+from ..outbound.contexts import attachable, message_context
 from ..outbound.render import Templates
 from ..outbound.samples import SAMPLES
 from ..outbound.sender import OutboxSender
@@ -90,21 +91,64 @@ def outbox_send(settings, args) -> None:
 
 def template_render(settings, args) -> None:
     templates = Templates(settings)
+    kind = args.name.removeprefix("sms/")
     if args.ticket:
         with session_of(settings) as session:
             ticket = ops.get_ticket(session, args.ticket)
-            context = {**SAMPLES.get(args.name, SAMPLES["_default"]),
-                       **notify.ticket_context(session, settings, ticket)}
-            last = ticket.messages[-1] if ticket.messages else None
-            if last is not None:
-                context["message"] = notify.message_context(last)
-            locale = args.locale or notify.locale_for(settings, ticket.requester, ticket)
+            context, sampled = ticket_preview(session, settings, kind, ticket)
+            locale = args.locale or notify.locale_for(
+                settings, ticket.requester if context["recipient"]["role"] == "customer"
+                else None, ticket)
+        if sampled:
+            print(f"(sample values, not this ticket's: {', '.join(sampled)})", file=sys.stderr)
     else:
-        context = SAMPLES.get(args.name, SAMPLES["_default"])
+        context = SAMPLES.get(kind, SAMPLES["_default"])
         locale = args.locale or settings.outbound.default_locale
     if args.name.startswith("sms/"):
-        print(templates.render_sms(args.name[4:], locale, context))
+        print(templates.render_sms(kind, locale, context))
         return
     rendered = templates.render(args.name, locale, context)
     print(f"Subject: {rendered.subject}\n")
     sys.stdout.write(rendered.html if args.html and rendered.html else rendered.text)
+
+
+# The message each kind of mail is about: the one that opened the ticket, the latest
+# agent answer, or the latest customer message.
+_ABOUT_FIRST, _ABOUT_ANSWER = {"ack", "new_ticket"}, {"agent_reply"}
+
+
+def _message_about(kind: str, ticket: Ticket) -> Message | None:
+    messages = list(ticket.messages)
+    if kind in _ABOUT_FIRST:
+        return messages[0] if messages else None
+    wanted = "agent_reply" if kind in _ABOUT_ANSWER else "customer_reply"
+    return next((m for m in reversed(messages) if m.kind == wanted), None)
+
+
+def ticket_preview(session, settings, kind: str, ticket: Ticket) -> tuple[dict, list[str]]:
+    """The context mail `kind` about `ticket` gets, from the ticket itself (its values,
+    its requester or agent as the reader, its message, its last status change); sample
+    values only for what the event that sends it would bring (a deadline, a list of
+    commands…) or the ticket lacks (no agent answer yet), returned by name."""
+    sample = SAMPLES.get(kind, SAMPLES["_default"])
+    real = notify.ticket_context(session, settings, ticket)
+    role = sample.get("recipient", {}).get("role", "customer")
+    if role == "customer":
+        reader = {"name": ticket.requester.name, "email": ticket.requester.email}
+    else:
+        addresses = notify.agent_recipients(ticket, only_assignee=True)
+        reader = {"name": "", "email": addresses[0] if addresses else ""}
+    real["recipient"] = {**reader, "role": role}
+    message = _message_about(kind, ticket)
+    if message is not None and "message" in sample:
+        real["message"] = {**message_context(message), "refused": []}
+        real["files"], real["big_attachments"] = attachable(
+            message, settings.outbound.attach_limit)
+        if "agent" in sample:
+            real["agent"] = {"name": message.author_name, "email": message.author_email}
+    change = next((e for e in reversed(ticket.events) if e.kind in ("status", "reopened")),
+                  None)
+    if "status" in sample and change is not None:
+        real["status"] = {"old": change.old_value, "reason": change.detail or "",
+                          "new": "reopened" if change.kind == "reopened" else ticket.status}
+    return {**sample, **real}, sorted(set(sample) - set(real))
