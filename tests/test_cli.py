@@ -232,3 +232,19 @@ def test_a_local_phone_number_is_read_in_the_contacts_or_departments_region(mail
         == "contact x@example.org +995555123456"
     assert "read in region GE" in mailgate("contact", "add", "y@example.org", "--phone",
                                            "0912 345 6789", expect=65).stderr.decode()
+
+
+def test_ticket_show_and_list_say_what_empty_values_mean_and_carry_the_zone(mailgate):
+    mailgate("department", "add", "support")
+    mailgate("address", "add", "support@example.com", "--department", "support")
+    (mailgate.tmp_path / "m.eml").write_bytes(make_mail())
+    number = json.loads(mailgate("ingest", "--json", str(mailgate.tmp_path / "m.eml")).text)[0][
+        "ticket"]
+    mailgate("ticket", "set", number, "--status", "open", "--reason", "looked at it")
+    shown = mailgate("ticket", "show", number).text
+    assert "None" not in shown
+    events = shown.split("\nevents:\n")[1].splitlines()
+    assert events[0].endswith("+00:00 created as new customer@example.org")
+    assert events[1].endswith("+00:00 status new -> open cli looked at it")
+    [row] = mailgate("ticket", "list").text.splitlines()[1:]
+    assert row.split()[6].endswith("+00:00")  # CREATED: date, time to the minute and zone

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import re
 import sys
@@ -110,6 +111,14 @@ def print_json(data) -> None:
     \\u escapes: nothing is lost for a script, nothing is obeyed by a terminal."""
     text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False)
     sys.stdout.write(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+def minutes(moment: str | None) -> str:
+    """An ISO 8601 time as a table shows it: to the minute, with its zone
+    ("2026-11-22 05:45+00:00"); "" for none."""
+    if not moment:
+        return ""
+    return dt.datetime.fromisoformat(moment).isoformat(sep=" ", timespec="minutes")
 
 
 def print_table(rows: list[list], headers: list[str]) -> None:

@@ -7,8 +7,8 @@ import sys
 
 from ..models import Quarantine, iso
 from ..pipeline import quarantine as q, retry_quarantined
-from .common import (EX_DATAERR, EX_OK, EX_USAGE, CommandError, gateway, print_json,
-                     print_table, session_of)
+from .common import (EX_DATAERR, EX_OK, EX_USAGE, CommandError, gateway, minutes,
+                     print_json, print_table, session_of)
 
 
 def register(sub) -> None:
@@ -52,7 +52,7 @@ def quarantine_list(settings, args) -> None:
     if args.json:
         print_json(rows)
         return
-    print_table([[r["id"], r["created_at"][:19], r["source"], r["error_class"], r["attempts"],
+    print_table([[r["id"], minutes(r["created_at"]), r["source"], r["error_class"], r["attempts"],
                   r["resolution"] or "", r["error"][:70]] for r in rows],
                 ["ID", "CREATED", "SOURCE", "CLASS", "TRIES", "RESOLVED", "ERROR"])
 

@@ -11,7 +11,8 @@ from ..outbound import notify
 from ..vocabulary import PRIORITIES, STATUSES
 from ..models import Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
-from .common import EX_DATAERR, EX_USAGE, CommandError, print_json, print_table, session_of
+from .common import (EX_DATAERR, EX_USAGE, CommandError, minutes, print_json, print_table,
+                     session_of)
 
 
 def register(sub) -> None:
@@ -76,7 +77,7 @@ def ticket_list(settings, args) -> None:
         print_json(rows)
         return
     print_table([[r["number"], r["status"], r["priority"], r["department"], r["requester"],
-                  r["created_at"][:16], _next_due(r), r["subject"][:60]] for r in rows],
+                  minutes(r["created_at"]), _next_due(r), r["subject"][:60]] for r in rows],
                 ["NUMBER", "STATUS", "PRIORITY", "DEPARTMENT", "REQUESTER", "CREATED", "DUE",
                  "SUBJECT"])
 
@@ -84,7 +85,7 @@ def ticket_list(settings, args) -> None:
 def _next_due(row: dict) -> str:
     dues = [row[k] for k in ("first_response_due", "next_response_due", "resolution_due")
             if row[k]]
-    return (min(dues)[:16] + (" OVERDUE" if row["overdue"] else "")) if dues else ""
+    return (minutes(min(dues)) + (" OVERDUE" if row["overdue"] else "")) if dues else ""
 
 
 def ticket_show(settings, args) -> None:
@@ -115,9 +116,18 @@ def ticket_show(settings, args) -> None:
     if data["events"]:
         print("\nevents:")
         for e in data["events"]:
-            change = f"{e['from']} -> {e['to']}" if e["from"] or e["to"] else ""
-            print(f"  {e['at'][:19]} {e['kind']} {change} {e['actor']} "
-                  f"{e['detail'] or ''}".rstrip())
+            parts = (minutes(e["at"]), e["kind"], _change(e), e["actor"], e["detail"])
+            print("  " + " ".join(part for part in parts if part))
+
+
+def _change(event: dict) -> str:
+    """An event's change in words: "new -> open", "as new" (created), or the value."""
+    old, new = event["from"], event["to"]
+    if old and new:
+        return f"{old} -> {new}"
+    if event["kind"] == "created":
+        return f"as {new}"
+    return new or old or ""
 
 
 def _refused_by_message(session, data: dict) -> dict[int, list[dict]]:
