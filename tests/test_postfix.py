@@ -353,11 +353,6 @@ def test_ingest_exit_75_defers_in_postfix_until_it_lands_once(postfix, site, pip
     assert relay.received == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MAILGATE BUG, not fixed here: `mailgate ingest` exits 78 (EX_CONFIG) on a "
-    "configuration problem (and on an out-of-date schema), which Postfix's pipe treats "
-    "as permanent (5.3.5) and bounces; it should exit 75 so the mail waits in the queue "
-    "until the admin has fixed it"))
 def test_a_configuration_problem_keeps_piped_mail_in_postfix(postfix, pipe, relay):
     """An admin's slip in mailgate.toml (or a code upgrade before `mailgate db
     upgrade`) is ours to fix, not the sender's: the mail must wait, not bounce."""

@@ -95,6 +95,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args if hasattr(args, "handler") else build_parser().parse_args(argv)
 
 
+EX_CONFIG_OR_BUG = (78, 70, 1)  # sysexits EX_CONFIG, EX_SOFTWARE, and an unexpected error
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Everything it writes as text, logs included, goes through
     `common.printable`: mail is the attacker's text, the admin's terminal obeys it."""
@@ -103,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     from .common import printable_output
 
     with printable_output():
-        return _run(args)
+        code = _run(args)
+    # An MTA's pipe bounces the mail on any status but 75 (EX_TEMPFAIL): for `ingest`,
+    # a broken configuration, a schema older than the code or a bug of ours is for
+    # the admin to fix while the mail waits in the MTA's queue, never the sender's.
+    if args.command == "ingest" and code in EX_CONFIG_OR_BUG:
+        return 75
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:
