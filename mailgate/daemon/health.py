@@ -1,10 +1,10 @@
 """The daemon's HTTP endpoint: GET /healthz (alive: does the database answer?),
 /readyz (ready for work: the database and the blob storage answer and the listeners
 are up; 503 while starting or draining, so a load balancer or probe sends nothing)
-and /metrics (Prometheus text), anything else 404. A small hand-written server on
-the daemon's event loop: one request per connection, the head bounded, the database
-and storage calls bounded in time and run in threads of its own, never in the
-listeners' pool.
+and /metrics (Prometheus text, with the service figures per department), anything
+else 404. A small hand-written server on the daemon's event loop: one request per
+connection, the head bounded, the database and storage calls bounded in time and run
+in threads of its own, never in the listeners' pool.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from ..config import split_hostport
 from ..db import Database, deadline
 from ..errors import TemporaryFailure
 from ..metrics import Metrics
+from ..models import utcnow
+from ..reports import Recent, recent
 from ..storage import Storage
 
 # Request line and headers of one HTTP request, in all: /healthz and /metrics need
@@ -32,7 +34,9 @@ T = TypeVar("T")
 
 
 class Serving(Protocol):
-    """What /readyz asks of the listeners: their asyncio servers (none until opened)."""
+    """What /readyz asks of the listeners: their asyncio servers (none until opened).
+    The daemon's listeners also hold the running settings (a reload replaces them),
+    whose department policies /metrics reads for the service figures."""
     servers: list
 
 
@@ -47,6 +51,8 @@ class HealthEndpoint:
         # it, shared by every request meanwhile) and one for /metrics
         self.executor = ThreadPoolExecutor(3, thread_name_prefix="http")
         self._probes: dict[str, asyncio.Future] = {}
+        if getattr(listeners, "settings", None) is not None:
+            metrics.watch_service(lambda: bounded(self._recent, None))
 
     async def listen(self, address: str) -> asyncio.Server:
         host, port = split_hostport(address)
@@ -120,6 +126,11 @@ class HealthEndpoint:
             return await asyncio.wait_for(asyncio.shield(running), HEALTH_TIMEOUT + 1)
         except asyncio.TimeoutError:
             return False
+
+    def _recent(self) -> dict[str, Recent]:
+        """The service figures per department now (`reports.recent`)."""
+        with self.db.unit_of_work() as session:
+            return recent(session, self.listeners.settings.service.policy, utcnow())
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
