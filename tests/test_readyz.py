@@ -4,8 +4,6 @@ balancers and systemd/Kubernetes probes."""
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 
 from sqlalchemy.engine import make_url
 
@@ -18,14 +16,7 @@ from tests.conftest import _truncate_all
 from tests.servers.daemon import DaemonThread
 from tests.servers.s3 import own_moto_server  # noqa: F401
 from tests.servers.tcpproxy import TcpProxy
-
-
-def get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+from tests.test_lifecycle import get
 
 
 def daemon_settings(tmp_path, database_url: str, **storage) -> Settings:

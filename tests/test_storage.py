@@ -87,26 +87,25 @@ def test_an_endpoint_that_is_down_is_a_temporary_failure(own_moto_server):  # no
         with pytest.raises(BlobUnavailable, match="Could not connect") as info:
             call()
         assert isinstance(info.value, OSError)  # what every caller treats as "try again"
-    # moto keeps its objects in memory only: back up, it is empty (AWS would not be)
-    own_moto_server.start()
-    with pytest.raises(BlobUnavailable, match="404 NoSuchBucket"):
-        storage.attachments.put(DATA)
 
 
 def test_500s_and_a_slow_endpoint_are_temporary_failures(moto_server, fault_proxy):  # noqa: F811
     # moto never answers 500 nor stalls by itself: the proxy in front of it does
-    storage = open_storage(s3_settings(fault_proxy.url, moto_server.create_bucket(),
-                                       timeout=0.3, attempts=3))
+    bucket = moto_server.create_bucket()
+    storage = open_storage(s3_settings(fault_proxy.url, bucket, attempts=2))
     digest = storage.attachments.put(DATA)
     fault_proxy.mode, before = "error", fault_proxy.requests
     with pytest.raises(BlobUnavailable, match="500 InternalError"):
         storage.attachments.get(digest)
-    assert fault_proxy.requests - before == 3  # [storage] attempts: botocore tried again
-    fault_proxy.mode, fault_proxy.delay = "slow", 1.0
+    assert fault_proxy.requests - before == 2  # [storage] attempts: botocore tried again
+    fault_proxy.mode = "pass"
+    hasty = open_storage(s3_settings(fault_proxy.url, bucket, timeout=0.3))
+    hasty.probe()  # its client made and connected
+    fault_proxy.mode, fault_proxy.delay = "slow", 5.0
     started = time.monotonic()
     with pytest.raises(BlobUnavailable, match="timeout"):
-        storage.attachments.put(b"late")
-    assert time.monotonic() - started < 15  # bounded: attempts x timeout, plus backoff
+        hasty.attachments.put(b"late")
+    assert time.monotonic() - started < 2.5  # bounded by [storage] timeout and attempts
     fault_proxy.mode = "pass"
     assert storage.attachments.get(digest) == DATA
 

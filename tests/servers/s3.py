@@ -121,6 +121,13 @@ class MotoServer:
         return name
 
 
+class Quiet(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up, or moto stopped under a slow request: expected
+
+
 class FaultProxy:
     """An HTTP proxy in front of `target` (host, port). `mode` says what it does with
     each request: "pass" forwards it, "error" answers 500 InternalError, "slow" waits
@@ -157,8 +164,7 @@ class FaultProxy:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Quiet(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
