@@ -200,7 +200,7 @@ class RoutingSettings(DepartmentRouting):
 class GatewaySettings:
     instance: str = key("mailgate")  # loop marker value, also used in Message-IDs
     own_addresses: tuple[str, ...] = key(())
-    hostname: str = key("localhost")
+    hostname: str = key("")  # our Message-IDs' host (signing.mail_host); "": the FQDN
 
 
 @dataclass(frozen=True)

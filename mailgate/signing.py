@@ -24,6 +24,7 @@ import hmac
 import os
 import re
 import secrets
+import socket
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -34,6 +35,32 @@ SIGNED = re.compile(r"^<mg\.([nc])\.(\d{1,20})\.(\d{1,20})\.([0-9a-f]{8})([0-9a-
                     r"([0-9a-f]{4})([0-9a-f]{32})@[^<>\s]+>$")
 # anything that looks like an agent's signed id, wherever it appears (leak checks)
 AGENT_ID = re.compile(r"<mg\.n\.[^<>\s]*>")
+
+
+def mail_host(settings: Settings) -> str:
+    """The right-hand side of our Message-IDs (and of a From address nobody
+    configured): `[outbound] hostname`, else `[gateway] hostname`, else the machine's
+    name (`machine_name`)."""
+    return settings.outbound.hostname or settings.gateway.hostname or machine_name()
+
+
+@functools.cache
+def machine_name() -> str:
+    """The machine's FQDN, as `[smtp] hostname` defaults to — unless that is "localhost"
+    (the host name listed on 127.0.0.1 after `localhost` in /etc/hosts): then its
+    canonical name, else the name it calls itself."""
+    candidates = [socket.getfqdn()]
+    try:
+        candidates.append(socket.getaddrinfo(socket.gethostname(), None,
+                                             flags=socket.AI_CANONNAME)[0][3])
+    except OSError:  # the host name does not resolve
+        pass
+    candidates.append(socket.gethostname())
+    return next((name for name in candidates
+                 if name and name.split(".")[0] not in _LOOPBACK_NAMES), "localhost")
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost4", "localhost6", "ip6-localhost", "ip6-loopback"}
 
 
 TEAM = 0  # reader id in the signature of a notification sent to a team address
@@ -103,7 +130,7 @@ class Signer:
     def from_settings(cls, settings: Settings) -> "Signer":
         security = settings.security
         until = security.previous_valid_until
-        return cls(load_secret(settings), settings.outbound.hostname or settings.gateway.hostname,
+        return cls(load_secret(settings), mail_host(settings),
                    security.previous_secret,
                    dt.datetime.fromisoformat(until) if until else None,
                    dt.timedelta(days=security.proof_max_age_days))

@@ -1,6 +1,7 @@
 """Outbox and template commands, SMS through the outbox, `mailgate check` on templates."""
 from __future__ import annotations
 
+import email
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -109,6 +110,33 @@ def test_outbox_list_retry_and_send(cli, tmp_path):
     code, _, err = cli("outbox", "retry", "999")
     assert code == 65 and "no outbox message 999" in err
     assert cli("outbox", "retry", str(row["id"]))[1].strip() == f"outbox {row['id']}: queued again"
+
+
+def test_our_mail_on_the_embedded_default_names_our_host_and_a_known_zone(cli, tmp_path):
+    """No hostname configured: Message-IDs end in the machine's FQDN (as `[smtp]
+    hostname` defaults to), never @localhost; dates are +0000, not -0000 (unknown)."""
+    import socket
+    from types import SimpleNamespace
+
+    from mailgate.inbound.smtp import received_header
+    from mailgate.signing import machine_name
+
+    cli("department", "add", "support")
+    cli("address", "add", "support@example.com", "--department", "support")
+    (tmp_path / "mail.eml").write_bytes(make_mail())
+    cli("ingest", str(tmp_path / "mail.eml"))
+    [row] = json.loads(cli("outbox", "list", "--json")[1])
+    assert row["message_id"].endswith(f"@{machine_name()}>")
+    if socket.gethostname() != "localhost":  # this machine has a name of its own
+        assert not row["message_id"].endswith("@localhost>")
+    cli("outbox", "send")
+    sent = email.message_from_bytes((tmp_path / "var" / "outbox" / f"{row['id']}.eml")
+                                    .read_bytes())
+    assert sent["Message-ID"] == row["message_id"] and sent["Date"].endswith(" +0000")
+    session = SimpleNamespace(peer=("192.0.2.1", 25), host_name="client.example.org")
+    received = received_header(session, SimpleNamespace(rcpt_tos=["a@example.com"]),
+                               "mx.example.com", "ESMTP", "q1").decode()
+    assert received.rstrip().endswith(" +0000")
 
 
 def test_template_render_for_a_ticket_and_in_persian(cli, tmp_path):

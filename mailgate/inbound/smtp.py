@@ -11,7 +11,6 @@ that the daemon passes in.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import hmac
 import ipaddress
@@ -31,6 +30,7 @@ from ..db import deadline
 from ..errors import TemporaryFailure
 from ..mail.headers import normalize_address, one_line, split_plus
 from ..outbound import bounces
+from ..outbound.compose import date_header
 from ..pipeline import Envelope
 from .intake import Intake
 
@@ -49,7 +49,7 @@ def received_header(session, envelope, hostname: str, protocol: str, queue_id: s
     recipients = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else ""
     line = (f"Received: from {helo} ([{peer}])\r\n\tby {hostname} (mailgate) with {protocol}"
             f" id {queue_id}" + (f"\r\n\tfor <{one_line(recipients, 320)}>" if recipients else "")
-            + f"; {email.utils.formatdate(localtime=False)}\r\n")
+            + f"; {date_header()}\r\n")
     return line.encode("ascii", "replace")
 
 

@@ -8,6 +8,7 @@ start a header of its own; addresses and Message-IDs are re-validated.
 """
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
@@ -77,6 +78,11 @@ def build_email(headers: Headers, rendered: Rendered, files: list[dict] = (),
     return msg.as_bytes(policy=POLICY)
 
 
+def date_header(moment: dt.datetime | None = None) -> str:
+    """An RFC 5322 date in UTC, `+0000`: `formatdate`'s `-0000` says "zone unknown"."""
+    return email.utils.format_datetime(moment or dt.datetime.now(dt.timezone.utc))
+
+
 def _write_headers(msg: EmailMessage, headers: Headers, subject: str) -> None:
     from_addr = normalize_address(headers.sender)
     if from_addr is None:
@@ -84,7 +90,7 @@ def _write_headers(msg: EmailMessage, headers: Headers, subject: str) -> None:
     msg["From"] = email.utils.formataddr((header_text(headers.sender_name, 200), from_addr))
     msg["To"] = address_header(headers.recipients)
     msg["Subject"] = header_text(subject)
-    msg["Date"] = email.utils.formatdate(localtime=False)
+    msg["Date"] = date_header()
     msg["Message-ID"] = message_ids(headers.message_id)[0]
     parents = message_ids(headers.in_reply_to)
     if parents:

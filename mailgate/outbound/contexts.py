@@ -13,6 +13,7 @@ from ..config import Settings
 from ..localdates import language
 from ..models import Address, Contact, Department, Message, Ticket, iso
 from ..service import ALWAYS_UTC
+from ..signing import mail_host
 from ..tickets import token_for
 
 
@@ -28,7 +29,7 @@ def department_sender_for(session: Session, settings: Settings,
     if department.id not in known:
         address = settings.outbound.from_address or session.scalar(
             select(Address.address).where(Address.department_id == department.id)
-            .order_by(Address.id).limit(1)) or f"mailgate@{settings.gateway.hostname}"
+            .order_by(Address.id).limit(1)) or f"mailgate@{mail_host(settings)}"
         known[department.id] = (address, settings.outbound.from_name or department.name)
     return known[department.id]
 

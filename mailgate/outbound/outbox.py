@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..models import Outbox, Suppression, Ticket
+from ..signing import mail_host
 from .limits import RATE_LIMITED
 
 AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed",
@@ -100,6 +101,6 @@ def suppressed(session: Session, addresses: list[str]) -> set[str]:
 
 
 def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
-    host = settings.outbound.hostname or settings.gateway.hostname
+    host = mail_host(settings)
     number = ticket.number if ticket is not None and ticket.id else "0"
     return f"<mg.{kind}.{number}.{secrets.token_hex(8)}@{host}>"

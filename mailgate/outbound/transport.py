@@ -86,7 +86,7 @@ class FileTransport:
 class SmtpTransport:
     def __init__(self, settings: OutboundSettings, hostname: str = "localhost"):
         self.settings = settings
-        self.hostname = hostname
+        self.hostname = hostname or None  # None: smtplib says EHLO with the machine's FQDN
 
     def open(self) -> "SmtpLink":
         return SmtpLink(self)
