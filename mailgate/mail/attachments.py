@@ -1,4 +1,10 @@
-"""Which attachments are accepted: size, hazard, type and name policy. Pure."""
+"""Which attachments are accepted: size, hazard, type and name policy; and how a
+notice names what is accepted. Pure.
+
+The signature of a signed message (the second part of an S/MIME or OpenPGP
+multipart/signed) is not a file the customer sent: it is neither stored nor
+refused, and stays in the raw message only.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +36,60 @@ XML_TYPES = {"application/xml", "text/xml"}
 # Office formats whose only difference from the plain one is that macros run.
 MACRO_EXTENSIONS = {"docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppsm", "ppam",
                     "sldm"}
+SIGNATURE_TYPES = {"application/pkcs7-signature", "application/x-pkcs7-signature",
+                   "application/pgp-signature"}
+
+# How a notice to the customer names an allowed type: its kind and format. The
+# templates name the kinds in their language (`formats` in templates/*/_parts.txt);
+# a type not in this table is shown as it is, under "other".
+FORMATS = {
+    "application/pdf": ("documents", "PDF"),
+    "application/msword": ("documents", "Word"),
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document":
+        ("documents", "Word"),
+    "application/vnd.ms-excel": ("documents", "Excel"),
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ("documents", "Excel"),
+    "application/vnd.ms-powerpoint": ("documents", "PowerPoint"),
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation":
+        ("documents", "PowerPoint"),
+    "application/vnd.oasis.opendocument.text": ("documents", "OpenDocument"),
+    "application/vnd.oasis.opendocument.spreadsheet": ("documents", "OpenDocument"),
+    "application/vnd.oasis.opendocument.presentation": ("documents", "OpenDocument"),
+    "application/rtf": ("documents", "RTF"),
+    "text/rtf": ("documents", "RTF"),
+    "image/jpeg": ("images", "JPEG"),
+    "image/pjpeg": ("images", "JPEG"),
+    "image/jpg": ("images", "JPEG"),
+    "image/png": ("images", "PNG"),
+    "image/x-png": ("images", "PNG"),
+    "image/gif": ("images", "GIF"),
+    "image/webp": ("images", "WebP"),
+    "image/heic": ("images", "HEIC"),
+    "image/heif": ("images", "HEIC"),
+    "image/bmp": ("images", "BMP"),
+    "image/tiff": ("images", "TIFF"),
+    "text/plain": ("text", "TXT"),
+    "text/csv": ("text", "CSV"),
+    "application/csv": ("text", "CSV"),
+    "application/json": ("text", "JSON"),
+    "application/xml": ("text", "XML"),
+    "text/xml": ("text", "XML"),
+    "text/calendar": ("text", "ICS"),
+    "message/rfc822": ("mail", "EML"),
+    "application/zip": ("archives", "ZIP"),
+    "application/x-zip-compressed": ("archives", "ZIP"),
+    "application/x-7z-compressed": ("archives", "7z"),
+    "application/vnd.rar": ("archives", "RAR"),
+    "application/x-rar-compressed": ("archives", "RAR"),
+    "application/gzip": ("archives", "GZ"),
+    "audio/mpeg": ("audio", "MP3"),
+    "audio/wav": ("audio", "WAV"),
+    "audio/ogg": ("audio", "OGG"),
+    "video/mp4": ("video", "MP4"),
+    "video/quicktime": ("video", "MOV"),
+    "video/webm": ("video", "WebM"),
+}
+KINDS = ("documents", "images", "text", "mail", "archives", "audio", "video", "other")
 
 
 @dataclass(frozen=True)
@@ -63,6 +123,25 @@ def refused_views(refused) -> list[dict]:
     """Template values of refused attachments (`Refused`, or (filename, reason) pairs)."""
     return [item.view() if isinstance(item, Refused) else
             Refused(*item).view() for item in refused or []]
+
+
+def accepted_formats(limits: LimitSettings) -> list[dict]:
+    """What `limits.allowed_types` accepts, as a notice names it: the kinds of file in
+    the order of KINDS, each with its formats, e.g. {"kind": "images", "formats":
+    ["JPEG", "PNG"]}."""
+    groups: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    for mime in limits.allowed_types:
+        kind, name = FORMATS.get(mime.lower(), ("other", mime))
+        if name not in groups[kind]:
+            groups[kind].append(name)
+    return [{"kind": kind, "formats": names} for kind, names in groups.items() if names]
+
+
+def is_signature(att: ParsedAttachment) -> bool:
+    """The signature part of a signed message (S/MIME `smime.p7s`, OpenPGP
+    `signature.asc`), by its declared type or, declared generically, an S/MIME name."""
+    return att.content_type in SIGNATURE_TYPES or (
+        att.content_type in GENERIC_TYPES and comparable_name(att.filename).endswith(".p7s"))
 
 
 def refusal(att: ParsedAttachment, limits: LimitSettings) -> str | None:
@@ -102,8 +181,11 @@ def _hazard(att: ParsedAttachment, limits: LimitSettings) -> str | None:
 
 def screen(attachments: list[ParsedAttachment], limits: LimitSettings
            ) -> tuple[list[ParsedAttachment], list[tuple[ParsedAttachment, str]]]:
+    """(accepted, refused with the reason); a signature part is neither."""
     accepted, refused = [], []
     for att in attachments:
+        if is_signature(att):
+            continue
         reason = refusal(att, limits)
         if reason is None:
             accepted.append(att)
