@@ -104,16 +104,17 @@ class ServiceGauges:
         yield _gauge("mailgate_department_tickets_created_last_24h",
                      "Tickets created in the last 24 hours",
                      {d: f.created_last_day for d, f in figures.items()})
-        for name, kind in (("first_response", "First-response"), ("resolution", "Resolution")):
+        for name, kind, hours in (("first_response", "First-response", "first_responses"),
+                                  ("resolution", "Resolution", "resolutions")):
             family = GaugeMetricFamily(
                 f"mailgate_department_{name}_working_hours",
                 f"{kind} time {week}, in working hours (median, mean, p90)",
                 labels=["department", "statistic"])
             for department, f in figures.items():
-                values = stats(getattr(f.last_week, f"{name}s"))
-                for statistic in ("median", "mean", "p90"):
-                    if getattr(values, statistic) is not None:
-                        family.add_metric([department, statistic], getattr(values, statistic))
+                values = vars(stats(getattr(f.last_week, hours)))
+                for statistic, value in values.items():
+                    if value is not None:
+                        family.add_metric([department, statistic], value)
             yield family
         yield _gauge("mailgate_department_sla_breaches_last_7d",
                      f"Deadlines missed (escalations) {week}",
