@@ -24,6 +24,14 @@ from ..metrics import Metrics
 log = logging.getLogger("mailgate.daemon")
 
 
+def _not_already_running(record: logging.LogRecord) -> bool:
+    """APScheduler warns when a job's next run comes while the last still runs (a poll
+    that outlasts its interval, a long service run): with one instance a job, that is
+    how it is meant to work, not a warning. Every other line of the scheduler passes."""
+    return not str(record.msg).startswith('Execution of job "%s" skipped: maximum number '
+                                          "of running instances")
+
+
 class Schedule:
     """The scheduler and the pollers; `on_queued` is called after jobs queued mail."""
 
@@ -33,8 +41,11 @@ class Schedule:
         self.intake = intake
         self.metrics = metrics
         self.on_queued = on_queued
-        self.scheduler = BackgroundScheduler(timezone=dt.timezone.utc, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        scheduler_log = logging.getLogger("apscheduler.scheduler")
+        scheduler_log.addFilter(_not_already_running)  # once: a filter is added only once
+        self.scheduler = BackgroundScheduler(
+            timezone=dt.timezone.utc, logger=scheduler_log, job_defaults={
+                "coalesce": True, "max_instances": 1, "misfire_grace_time": None})
         self.pollers: dict[str, tuple[MailboxPoller, threading.Thread | None]] = {}
 
     def start(self, accounts: Iterable[ImapAccount]) -> None:
