@@ -145,3 +145,11 @@ def test_the_table_says_working_hours(report):
 ])
 def test_mistakes_are_named(report, args, code, says):
     assert says in report(*args, expect=code).stderr.decode()
+
+
+def test_text_cells_never_become_spreadsheet_formulas():
+    from mailgate.cli.report import cell
+
+    assert [cell(v) for v in ("refund", "=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)",
+                              "\tx", "")] == [
+        "refund", "'=HYPERLINK(\"http://x\")", "'+1", "'-2", "'@SUM(A1)", "'\tx", ""]

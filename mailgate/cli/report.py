@@ -71,7 +71,15 @@ def moment(value: str, option: str, zone: ZoneInfo, end: bool = False) -> dt.dat
 def write_csv(rows: list[dict]) -> None:
     writer = csv.DictWriter(sys.stdout, reports.COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({**row, "category": row["category"] or ""} for row in rows)
+    writer.writerows({**row, "department": cell(row["department"]),
+                      "category": cell(row["category"] or "")} for row in rows)
+
+
+def cell(text: str) -> str:
+    """Text as a spreadsheet shows it, never runs it: an agent's `#category =cmd|…`
+    would be a formula in Excel or LibreOffice (CSV injection), so a leading
+    = + - @ or control character is quoted with an apostrophe."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def print_readable(rows: list[dict], since: dt.datetime, until: dt.datetime,
