@@ -30,7 +30,7 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     category: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # reports
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     first_response_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]
