@@ -1,6 +1,10 @@
 """Logging for the daemon: one line per event, plain text or JSON.
 
-Set up once at process start (`setup_logging`); library code only logs.
+Set up once at process start — the daemon and its delivery workers with
+`setup_logging`, a command and the parser workers it starts with
+`setup_command_logging` — since a process that sets up nothing prints its warnings
+through Python's last-resort handler: the bare message, with neither level nor
+logger nor fields. Library code only logs.
 Structured fields go in `extra={"fields": {...}}` and appear as key=value pairs
 in text mode and as JSON members in JSON mode. Text lines begin with the time (UTC)
 unless stderr is the journal, which adds its own: systemd says so in
@@ -65,15 +69,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def setup_logging(settings: LogSettings, stream=None) -> None:
+def setup_logging(settings: LogSettings, stream=None, timestamps: bool | None = None) -> None:
+    """Log records at `settings.level` and above to `stream` (stderr); text lines carry
+    the time unless `timestamps` is False or the stream is the journal."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
+    if timestamps is None:
+        timestamps = not is_journal(stream)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else
-                         TextFormatter(timestamps=not is_journal(stream)))
+                         TextFormatter(timestamps=timestamps))
     root.addHandler(handler)
     root.setLevel(settings.level)
     for noisy in ("mailparser", "apscheduler", "mail.log", "imapclient", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def setup_command_logging(stream=None) -> None:
+    """A command's logging (and its parser workers'): warnings and errors as text
+    lines on stderr, with level, logger and fields, without the time (a terminal's
+    or an MTA's log has its own). Like `logging.basicConfig`, nothing changes where
+    logging is already set up (a program or test harness that runs `cli.main`)."""
+    if not logging.getLogger().handlers:
+        setup_logging(LogSettings(level="WARNING"), stream, timestamps=False)

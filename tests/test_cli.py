@@ -248,3 +248,27 @@ def test_ticket_show_and_list_say_what_empty_values_mean_and_carry_the_zone(mail
     assert events[1].endswith("+00:00 status new -> open cli looked at it")
     [row] = mailgate("ticket", "list").text.splitlines()[1:]
     assert row.split()[6].endswith("+00:00")  # CREATED: date, time to the minute and zone
+
+
+def test_a_commands_log_lines_and_its_parser_workers_carry_level_logger_and_fields(mailgate):
+    """A process that sets up no logging prints a warning bare (Python's last resort),
+    or not at all; the command and the parser workers it starts set it up."""
+    from tests.tnef_sample import winmail_dat
+
+    mailgate("department", "add", "support")
+    mailgate("address", "add", "support@example.com", "--department", "support")
+    mailgate("agent", "add", "agent@example.com", "--department", "support")
+    (mailgate.tmp_path / "m.eml").write_bytes(make_mail())
+    number = json.loads(mailgate("ingest", "--json", str(mailgate.tmp_path / "m.eml")).text)[0][
+        "ticket"]
+    forged = mailgate("ingest", stdin=make_mail(sender="agent@example.com",
+                                                subject=f"Re: [MG#{number}] Printer"))
+    assert "quarantined" in forged.text
+    assert f"WARNING mailgate.pipeline: mail with agent From agent@example.com but no proof " \
+           f"ticket={number}" in forged.stderr.decode().splitlines()
+    tnef = bytearray(winmail_dat())
+    tnef[-1] ^= 0xFF  # a wrong checksum: tnefparse warns, in the parser worker
+    parsed = mailgate("ingest", stdin=make_mail(attachments=[
+        ("winmail.dat", "application/ms-tnef", bytes(tnef))]))
+    assert any(line.startswith("WARNING tnefparse: Checksum: ")
+               for line in parsed.stderr.decode().splitlines()), parsed.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 import traceback
 from typing import Iterable
@@ -121,10 +120,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_settings
     from ..db import SchemaOutOfDate
     from ..errors import TemporaryFailure
+    from ..logs import setup_command_logging
     from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_command_logging()
     try:
         settings = load_settings(args.config)
     except ConfigError as error:

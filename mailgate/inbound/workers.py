@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import MessageRejected, Rejection
+from ..logs import setup_command_logging
 from ..mail.parse import ParsedMessage, parse_or_reject
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class WorkerPool:
 # -- parsing --------------------------------------------------------------------
 
 def _parser_main(conn, memory_limit: int, max_depth: int, max_parts: int) -> None:
+    setup_command_logging()  # a fresh process: the command's set-up is not inherited
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)
     limit_memory(memory_limit)
     serve(conn, lambda raw, progress: parse_or_reject(raw, max_depth, max_parts))
