@@ -168,6 +168,14 @@ def ar(value):
      "ann@example.com", None),
     ([ar("mx.example.com; dmarc=none"), RECEIVED, UPSTREAM,
       ar("mx.example.com; dmarc=pass header.from=example.com")], "ann@example.com", None),
+    # under the Received: line of the hop where it came in from outside (straight to
+    # our MX), the sender wrote it, even with no other Received: below
+    ([RECEIVED, ar("mx.example.com; dmarc=pass header.from=example.com")],
+     "ann@example.com", None),
+    # a content filter reinjecting over loopback is still inside
+    ([("Received", "from localhost (localhost [127.0.0.1]) by mx.example.com (Postfix)"),
+      ar("mx.example.com; dmarc=pass header.from=example.com"), RECEIVED],
+     "ann@example.com", "dmarc"),
     # garbage is no header
     ([ar("mx.example.com; dmarc=pass header.from=example.com; ;; ((")], "ann@example.com",
      None),

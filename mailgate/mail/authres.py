@@ -28,6 +28,7 @@ import authres
 from publicsuffixlist import PublicSuffixList
 
 _BY = re.compile(r"\bby\s+\[?([A-Za-z0-9.\-:]+)", re.IGNORECASE)
+_FROM_HOST = re.compile(r"^from\s+\[?([A-Za-z0-9.\-:]+)", re.IGNORECASE)
 _FROM_IP = re.compile(r"^from\s.*?\[(?:IPv6:)?([0-9A-Fa-f.:]+)\]", re.IGNORECASE)
 _PROPERTIES = {"dmarc": ("header.from",), "dkim": ("header.d", "header.i"),
                "spf": ("smtp.mailfrom", "smtp.helo")}
@@ -106,6 +107,8 @@ def read_boundary(headers: list[tuple[str, str]], trusted_ids: tuple[str, ...] |
             if _received_by(value) not in internal:
                 break  # below this line, everything was written before our boundary saw it
             client = _received_from(value) or client
+            if not _from_inside(value, internal):
+                break  # where the mail came in from outside: below it, the sender wrote all
             continue
         ours.append((name, value))
         if name.lower() == "authentication-results" and trusted:
@@ -113,6 +116,16 @@ def read_boundary(headers: list[tuple[str, str]], trusted_ids: tuple[str, ...] |
             if authserv in trusted:
                 found.extend(checks)
     return Boundary(tuple(found), client, tuple(ours))
+
+
+def _from_inside(value: str, internal: set[str]) -> bool:
+    """Is this Received: a hop between our own hosts (the client is one of them, or
+    the host itself over loopback, as a content filter reinjects), not the hop where
+    the message entered from outside?"""
+    match = _FROM_HOST.search(" ".join(value.split()))
+    host = match.group(1).lower().rstrip(".") if match else ""
+    address = _received_from(value)
+    return host in internal or host == "localhost" or address in ("127.0.0.1", "::1")
 
 
 def _received_from(value: str) -> str:
