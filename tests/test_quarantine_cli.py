@@ -55,8 +55,9 @@ def test_discard_wants_a_reason(mailgate):
     entry = quarantined(mailgate, make_mail(to="sales@example.com"))
     assert b"give a reason" in mailgate("quarantine", "discard", str(entry["id"]), "--reason",
                                         "  ", expect=EX_DATAERR).stderr
-    with pytest.raises(SystemExit):  # argparse: --reason is required
+    with pytest.raises(SystemExit) as exited:  # --reason is required
         mailgate("quarantine", "discard", str(entry["id"]))
+    assert exited.value.code == 64  # EX_USAGE, as README says; not argparse's 2
     assert len(json.loads(mailgate("quarantine", "list", "--json").text)) == 1
 
 

@@ -1,7 +1,8 @@
 """`mailgate` command line: one sub-module per area, each adding its commands.
 
-Exit statuses follow sysexits.h so that an MTA pipe transport does the right
-thing: 0 ok, 65 unusable input, 75 temporary failure (retry), 78 configuration.
+Exit statuses follow sysexits.h (`common.EX_*`) so that an MTA pipe transport does
+the right thing: 0 ok, 64 usage, 65 unusable input, 66 no input, 70 our bug, 75
+temporary failure (retry), 78 configuration.
 
 Only the module of the command being run is imported (most of them pull in the
 ORM models and the pipeline, which take longer to import than a command takes to
@@ -54,6 +55,12 @@ class Parser(argparse.ArgumentParser):
 
             message = printable(message)
         super()._print_message(message, file)
+
+    def error(self, message: str):
+        """A command line that makes no sense exits 64 (`common.EX_USAGE`, sysexits.h)
+        like the commands' own usage errors, not argparse's 2."""
+        self.print_usage(sys.stderr)
+        self.exit(64, f"{self.prog}: error: {message}\n")
 
 
 class _Unsure(Exception):
@@ -121,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..db import SchemaOutOfDate
     from ..errors import TemporaryFailure
     from ..logs import setup_command_logging
-    from .common import EX_CONFIG, EX_OK, EX_TEMPFAIL, CommandError
+    from .common import EX_CONFIG, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, CommandError
 
     setup_command_logging()
     try:
@@ -153,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         return EX_OK
     except Exception:  # a bug: its traceback may quote mail, so it is printed from here
         traceback.print_exc()
-        return 1
+        return EX_SOFTWARE
 
 
 if __name__ == "__main__":
