@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from .mail.headers import split_plus
@@ -30,6 +30,10 @@ from .mail.tokens import FIRST_SEQUENCE, format_token, is_valid_number
 
 class NotFound(LookupError):
     pass
+
+
+class MergeRefused(ValueError):
+    """A merge that cannot be done: into itself, from a merged ticket, …; says why."""
 
 
 # -- lookups ------------------------------------------------------------------
@@ -83,15 +87,29 @@ def directory(session: Session, addresses: set[str]) -> Directory:
                      prefixes=frozenset(d.prefix for d, _ in rows if d.prefix))
 
 
-def ticket_by_number(session: Session, number: str, options=()) -> Ticket | None:
+def ticket_by_number(session: Session, number: str, options=(),
+                     follow_merged: bool = True) -> Ticket | None:
+    """The ticket `number` names; with `follow_merged`, for a merged ticket the one it
+    went into (so its token keeps threading)."""
     if not is_valid_number(number) or int(number[:-1]) <= FIRST_SEQUENCE:
         return None
-    return session.get(Ticket, int(number[:-1]) - FIRST_SEQUENCE, options=options)
+    ticket = session.get(Ticket, int(number[:-1]) - FIRST_SEQUENCE, options=options)
+    return final(session, ticket) if follow_merged else ticket
+
+
+def final(session: Session, ticket: Ticket | None) -> Ticket | None:
+    """The ticket `ticket` was merged into, to the end of the chain; itself if not merged."""
+    seen = set()
+    while ticket is not None and ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = session.get(Ticket, ticket.merged_into_id)
+    return ticket
 
 
 def get_ticket(session: Session, number: str) -> Ticket:
-    """The ticket with its messages, attachments and events loaded; NotFound if none."""
-    ticket = ticket_by_number(session, number, options=[
+    """The ticket with its messages, attachments and events loaded; NotFound if none.
+    A merged ticket is itself (closed, with its `merged` event), not the one it went into."""
+    ticket = ticket_by_number(session, number, follow_merged=False, options=[
         selectinload(Ticket.messages).selectinload(Message.attachments),
         selectinload(Ticket.events), selectinload(Ticket.department),
         selectinload(Ticket.requester)])
@@ -101,7 +119,8 @@ def get_ticket(session: Session, number: str) -> Ticket:
 
 
 def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | None, str]:
-    """The ticket holding one of `ids` (the most recent reference wins) and which id it was."""
+    """The ticket holding one of `ids` (the most recent reference wins; a merged ticket's
+    ids name the ticket it went into) and which id it was."""
     if not ids:
         return None, ""
     found = dict(session.execute(select(Outbox.message_id, Outbox.ticket_id)
@@ -111,7 +130,7 @@ def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | No
                                  .where(Message.message_id.in_(ids))).all())
     for mid in reversed(ids):
         if mid in found:
-            return session.get(Ticket, found[mid]), mid
+            return final(session, session.get(Ticket, found[mid])), mid
     return None, ""
 
 
@@ -193,8 +212,9 @@ def create_ticket(session: Session, department_id: int, requester: Contact, subj
 
 def set_status(session: Session, ticket: Ticket, status: str, actor: str,
                detail: str | None = None, now: dt.datetime | None = None) -> bool:
-    """Change the status, keeping resolved/closed times; False when unchanged."""
-    if status == ticket.status:
+    """Change the status, keeping resolved/closed times; False when unchanged. A merged
+    ticket stays closed."""
+    if status == ticket.status or ticket.merged_into_id is not None:
         return False
     now = now or utcnow()
     old = ticket.status
@@ -230,3 +250,52 @@ def set_department(session: Session, ticket: Ticket, department: Department,
     ticket.department = department
     ticket.updated_at = utcnow()
     return True
+
+
+def merge(session: Session, source: Ticket, target: Ticket, actor: str,
+          now: dt.datetime | None = None) -> Ticket:
+    """Move `source`'s messages (attachments with them), participants and events into
+    `target` (or the ticket it was merged into), record `merged` on both and close
+    `source` for good. Returns the ticket merged into; MergeRefused says why not.
+    The caller recomputes the target's deadlines (`sla.refresh`) and tells the customers."""
+    now = now or utcnow()
+    target = final(session, target)
+    if source.merged_into_id is not None:
+        raise MergeRefused(f"#{source.number} is already merged into "
+                           f"#{final(session, source).number}")
+    if target.id == source.id:
+        raise MergeRefused(f"#{source.number} cannot be merged into itself")
+    session.flush()  # what the caller added to `source` (an agent's reply) moves too
+    session.execute(update(Message).where(Message.ticket_id == source.id)
+                    .values(ticket_id=target.id))
+    session.execute(update(TicketEvent).where(TicketEvent.ticket_id == source.id)
+                    .values(ticket_id=target.id))
+    _move_participants(session, source, target)
+    session.expire(source, ["messages", "events", "participants"])
+    session.expire(target, ["messages", "events", "participants"])
+    _join_waiting(source, target)
+    set_status(session, source, "closed", actor, f"merged into #{target.number}", now)
+    source.merged_into_id = target.id
+    record_event(session, source, "merged", actor, new=target.number,
+                 detail=f"merged into #{target.number}")
+    record_event(session, target, "merged", actor, old=source.number,
+                 detail=f"#{source.number} merged into this ticket")
+    target.updated_at = now
+    return target
+
+
+def _move_participants(session: Session, source: Ticket, target: Ticket) -> None:
+    """`source`'s participants join `target` in Cc (its requester stays the requester);
+    one already on `target` is not added twice."""
+    there = select(Participant.contact_id).where(Participant.ticket_id == target.id)
+    session.execute(delete(Participant).where(Participant.ticket_id == source.id,
+                                              Participant.contact_id.in_(there)))
+    session.execute(update(Participant).where(Participant.ticket_id == source.id)
+                    .values(ticket_id=target.id, role="cc"))
+
+
+def _join_waiting(source: Ticket, target: Ticket) -> None:
+    """A customer waiting for an answer on `source` waits on `target` from then on."""
+    waiting = [t for t in (source.next_response_start, target.next_response_start) if t]
+    if waiting and target.first_response_at is not None:
+        target.next_response_start = min(waiting)

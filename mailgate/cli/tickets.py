@@ -38,6 +38,11 @@ def register(sub) -> None:
     p.add_argument("--department")
     p.add_argument("--reason", help="a one-line reason, recorded with the change")
     p.set_defaults(handler=ticket_set)
+    p = ticket.add_parser("merge", help="move a ticket's messages, participants and events "
+                          "into another ticket and close it; both requesters are told")
+    p.add_argument("source", metavar="FROM")
+    p.add_argument("target", metavar="INTO")
+    p.set_defaults(handler=ticket_merge)
 
     message = sub.add_parser("message", help="inbound messages").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -168,6 +173,22 @@ def ticket_set(settings, args) -> None:
                 changed.append(f"department {dept.key}")
         sla.refresh(settings, ticket, ops.utcnow())
         print(f"#{ticket.number}: " + (", ".join(changed) if changed else "unchanged"))
+
+
+def ticket_merge(settings, args) -> None:
+    now = ops.utcnow()
+    with session_of(settings) as session:
+        source = ops.get_ticket(session, args.source)
+        target = ops.get_ticket(session, args.target)
+        try:
+            target = ops.merge(session, source, target, "cli", now)
+        except ops.MergeRefused as refused:
+            raise CommandError(str(refused), EX_DATAERR) from refused
+        for ticket in (source, target):
+            sla.refresh(settings, ticket, now)
+        told = notify.merged(session, settings, source, target, now)
+        print(f"#{source.number} merged into #{target.number}, "
+              f"{len(told)} requester(s) told")
 
 
 def message_explain(settings, args) -> None:

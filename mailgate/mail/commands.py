@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from .headers import normalize_address
+from .tokens import is_valid_number
 from ..vocabulary import PRIORITIES, STATUSES
 
 _COMMAND = re.compile(r"^\s*#([A-Za-z_]+)\b[ \t]*(.*?)\s*$")
@@ -40,9 +41,17 @@ def _check(name: str, arg: str) -> str | None:
     if name == "department":
         return None if re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", arg) else \
             "#department takes a department key"
+    if name == "merge":
+        return None if is_valid_number(merge_number(arg)) else \
+            "#merge takes the number of the ticket to merge into, e.g. #merge 100023"
     if name == "category":
         return None if 0 < len(arg) <= 100 else "#category takes a text of 1 to 100 characters"
     return f"unknown command #{name}"
+
+
+def merge_number(arg: str) -> str:
+    """The ticket number of `#merge 100023` (or `#merge #100023`)."""
+    return arg.strip().lstrip("#")
 
 
 def split_commands(text: str, close_words: tuple[str, ...] = ()) -> tuple[list[Command], str]:

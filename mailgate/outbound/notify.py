@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..mail.attachments import refused_views
 from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
+from ..tickets import token_for
 from .contexts import attachable, message_context, ticket_context
 from .limits import over_rate_limit
 from .readers import to_agent, to_agents, to_customer, to_reader
 from .reflect import reflected, safe_text
+from .thread_headers import thread_headers
 
 # Callers outside outbound/ (the pipeline, agent mail, jobs, the CLI) reach these
 # as `notify.<name>` too.
@@ -102,6 +104,19 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
     context = {**ticket_context(session, settings, ticket),
                "status": {"old": old, "new": shown, "reason": reason or ""}}
     return to_customer(session, settings, ticket, "status_change", context, now)
+
+
+def merged(session: Session, settings: Settings, source: Ticket, target: Ticket,
+           now: dt.datetime) -> list[Outbox]:
+    """`source` went into `target`: one mail to each of their requesters (one only when
+    the same customer wrote both), about `target` and continuing that reader's thread."""
+    context = {**ticket_context(session, settings, target),
+               "merged": {"number": source.number, "subject": source.subject,
+                          "token": token_for(source, settings.threading.prefix)}}
+    rows = [to_reader(session, settings, target, reader, "merged", context, now,
+                      threading=thread_headers(session, target, reader))
+            for reader in dict.fromkeys([target.requester, source.requester])]
+    return [r for r in rows if r is not None]
 
 
 def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,

@@ -119,6 +119,11 @@ SAMPLES: dict[str, dict] = {
         "status": {"old": "answered", "new": "resolved",
                    "reason": "The line was moved to a new port on 14 November."},
     },
+    "merged": {
+        **_billing(),
+        "merged": {"number": "100020", "token": "[MG#100020]",
+                   "subject": "دو بار پرداخت شد"},
+    },
     "rejection": {
         **_billing(),
         "refused": [

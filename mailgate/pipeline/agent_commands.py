@@ -1,12 +1,12 @@
 """The `#commands` at the top of a verified agent's mail: status, close, priority,
-assign, department, cc/uncc, category (`#note` and `#new` are read by agent.py)."""
+assign, department, cc/uncc, category, merge (`#note` and `#new` are read by agent.py)."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import tickets
-from ..mail.commands import Command
+from .. import sla, tickets
+from ..mail.commands import Command, merge_number
 from ..mail.headers import normalize_address
 from ..models import Agent, Contact, Department, Participant, Ticket
 from ..outbound import notify
@@ -65,6 +65,8 @@ def _apply(ctx: Context, ticket: Ticket, agent: Agent, command: Command,
     elif name == "category":
         tickets.record_event(session, ticket, "category", agent.email, ticket.category, arg)
         ticket.category = arg
+    elif name == "merge":
+        return _merge(ctx, ticket, agent, merge_number(arg))
     return None
 
 
@@ -84,6 +86,24 @@ def _assign(session: Session, ticket: Ticket, agent: Agent, arg: str) -> str | N
                              ticket.assignee.email if ticket.assignee else None,
                              target.email)
         ticket.assignee = target
+    return None
+
+
+def _merge(ctx: Context, ticket: Ticket, agent: Agent, number: str) -> str | None:
+    """`#merge 100023`: this ticket goes into 100023 (or where that one went), of a
+    department the agent works in; each requester is told once."""
+    target = tickets.ticket_by_number(ctx.session, number)
+    if target is None:
+        return f"no ticket {number}"
+    if agent_of(ctx.session, agent.email, target.department_id) is None:
+        return f"#{target.number} is a ticket of department {target.department.key}, " \
+               "where you are not an agent"
+    try:
+        target = tickets.merge(ctx.session, ticket, target, agent.email, ctx.now)
+    except tickets.MergeRefused as refused:
+        return str(refused)
+    sla.refresh(ctx.settings, target, ctx.now)
+    notify.merged(ctx.session, ctx.settings, ticket, target, ctx.now)
     return None
 
 
