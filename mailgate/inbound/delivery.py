@@ -62,6 +62,11 @@ class DeliveryPool:
         self.gw = gw  # the daemon's own, for quarantining what a lost worker held
         self._pool = WorkerPool(size, _delivery_main, (gw.settings,), preload=(__name__,))
 
+    @property
+    def size(self) -> int:
+        """Messages it runs at once: one per worker."""
+        return self._pool.size
+
     def start(self) -> None:
         self._pool.start()
 

@@ -11,6 +11,7 @@ from ..errors import TemporaryFailure
 from ..gateway import Gateway
 from ..metrics import Metrics
 from ..pipeline import Envelope, Result, ingest
+from .delivery import DeliveryPool
 
 log = logging.getLogger("mailgate.inbound")
 
@@ -26,6 +27,13 @@ class Intake:
         self.metrics = metrics
         self.deliver = deliver or (lambda raw, envelope: ingest(gw, raw, envelope))
         self.on_queued = on_queued
+
+    @property
+    def concurrency(self) -> int:
+        """Messages that can be delivered at once: the delivery pool's workers; 1 when
+        the pipeline runs in-process, on the caller's thread."""
+        pool = getattr(self.deliver, "__self__", None)
+        return pool.size if isinstance(pool, DeliveryPool) else 1
 
     def __call__(self, raw: bytes, envelope: Envelope, label: str = "") -> Result:
         try:

@@ -2,10 +2,14 @@
 the backoff after a failed one.
 
 Order for every message: fetch with BODY.PEEK[] (leaves it unread) -> pipeline
-commit (or quarantine) -> mark \\Seen / move -> remember its UID. A crash between
-commit and flag refetches the message, which the pipeline then records as a
-duplicate. A temporary failure (database down) stops the pass without touching
-the message; it is tried again on the next pass. Failed passes back off 2, 4, 8 …
+commit (or quarantine) -> mark \\Seen / move -> remember its UID. As many messages
+as the intake has delivery workers go through the pipeline at once (`inorder.py`),
+but they are filed away and remembered in UID order, each only once it and every
+one before it is handled: `imap_state.last_uid` never passes a message that was
+not. A crash between commit and flag refetches the message, which the pipeline
+then records as a duplicate. A temporary failure (database down) stops the pass
+once the messages in flight have settled, without filing that message or any
+after it; they are tried again on the next pass. Failed passes back off 2, 4, 8 …
 300 s; after a pass that handled messages before it failed, the wait is 2 s again.
 """
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ...pipeline import Envelope
 from ..oauth import TokenSource
 from .client import CONNECTION_ERRORS, MAX_BACKOFF, connect, file_away, logout, new_messages
 from .idle import IdleWatcher
+from .inorder import InOrder
 from .state import FolderState
 
 log = logging.getLogger("mailgate.imap")
@@ -37,14 +42,18 @@ RETRYABLE = (TemporaryFailure, exc.OperationalError, exc.InterfaceError, *CONNEC
 
 class MailboxPoller:
     """`poll()` is called on an interval by the scheduler and, with `watch()` running
-    (servers with IDLE), as soon as the server announces new mail."""
+    (servers with IDLE), as soon as the server announces new mail. `concurrency`:
+    messages in the pipeline at once; None: the intake's own (`Intake.concurrency`,
+    its delivery workers), 1 for an intake that does not say."""
 
     def __init__(self, account: ImapAccount, intake: Callable, db: Database,
                  metrics: Metrics | None = None,
                  connector: Callable[..., IMAPClient] = connect,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 concurrency: int | None = None):
         self.account = account
         self.intake = intake
+        self.concurrency = concurrency
         self.db = db
         self.metrics = metrics
         self.connector = connector
@@ -71,7 +80,7 @@ class MailboxPoller:
             self._client = None
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the message in hand, then log out."""
+        """Stop after the messages in hand, then log out."""
         self.stopped.set()
         if self._running.acquire(timeout=timeout):
             try:
@@ -111,15 +120,35 @@ class MailboxPoller:
         return self._handled_in_pass
 
     def _pass(self) -> None:
-        """Each new message through the intake, then filed away and remembered."""
+        """The new messages through the intake, several at once; each filed away and
+        remembered in UID order. The first failure ends the pass once those in
+        flight have settled."""
         client = self._connection()
-        account = self.account
-        for uid, raw in new_messages(client, account, self.state.last_uid, self.stopped):
-            envelope = Envelope("imap", None, (), account.department)
-            result = self.intake(raw, envelope, f"{account.name}:{uid}")
-            file_away(client, account, uid, result.outcome == "quarantined")
-            self.state.remember(uid)
+        fetched = new_messages(client, self.account, self.state.last_uid, self.stopped)
+        with InOrder(self._deliver, self._in_flight(), name="imap-deliver") as line:
+            for uid, raw in fetched:
+                self._file_away(client, line.ready())
+                if line.failed or self.stopped.is_set():
+                    break
+                line.start(uid, raw)
+            self._file_away(client, line.rest())
+        if line.failure is not None:
+            raise line.failure
+
+    def _in_flight(self) -> int:
+        return self.concurrency or getattr(self.intake, "concurrency", 1)
+
+    def _deliver(self, uid: int, raw: bytes):
+        envelope = Envelope("imap", None, (), self.account.department)
+        return self.intake(raw, envelope, f"{self.account.name}:{uid}")
+
+    def _file_away(self, client: IMAPClient, handled: list) -> None:
+        """Flag or move each handled message, in UID order, then remember the last."""
+        for uid, result in handled:
+            file_away(client, self.account, uid, result.outcome == "quarantined")
             self._handled_in_pass += 1
+        if handled:
+            self.state.remember(handled[-1][0])
 
     def _failed(self, error: BaseException) -> None:
         """Back off: 2, 4, 8 … MAX_BACKOFF seconds while passes fail without progress;
