@@ -138,7 +138,9 @@ def test_the_guard_finds_a_leak():
               b"0123456789abcdef0123456789abcdef@mg.example.com>\r\n\r\nHi\r\n")
     assert agent_proof_leaks(leaked)
     own = leaked.replace(b"<mg.ack.1.aa@h>", b"<mg.n.7.3.1@h>").replace(b"References: ", b"X: ")
-    assert agent_proof_leaks(own)  # an agent's mail carries its id as Message-ID only
+    assert not agent_proof_leaks(own)  # an agent's mail threads on that agent's own mail
+    for other in (b"<mg.n.7.4.1@h>", b"<mg.n.8.3.1@h>"):  # another agent's, another ticket's
+        assert agent_proof_leaks(own.replace(b"<mg.n.7.3.1@h>", other))
     assert not agent_proof_leaks(leaked.replace(b"mg.n.", b"mg.c."))
 
 

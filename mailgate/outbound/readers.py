@@ -17,7 +17,7 @@ from ..signing import TEAM, Reader, signer_for
 from .contexts import department_sender, locale_for, ticket_context
 from .outbox import AUTO_REPLIED, Mail, queue, queue_sms
 from .reflect import safe_name
-from .thread_headers import thread_headers
+from .thread_headers import agent_thread_headers, thread_headers
 
 
 def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
@@ -95,9 +95,12 @@ def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
 def _to_agent_address(session: Session, settings: Settings, ticket: Ticket, kind: str,
                       context: dict, now: dt.datetime, *, address: str, agent_id: int,
                       name: str = "") -> Outbox | None:
-    """`agent_id`: whose reply the Message-ID proves (`signing.TEAM` for a team address)."""
+    """`agent_id`: whose reply the Message-ID proves (`signing.TEAM` for a team address).
+    It threads on the earlier mail about the ticket to `address` (`agent_thread_headers`)."""
+    in_reply_to, references = agent_thread_headers(session, ticket, address, agent_id)
     return queue(session, settings, Mail(
         kind=kind, recipients=[address], locale=locale_for(settings, None, ticket),
         context={**context, "recipient": {"name": name, "email": address, "role": "agent"}},
         sender=department_sender(session, settings, ticket), ticket=ticket,
-        message_id=signer_for(settings).message_id(ticket.id, agent_id, now=now)), now)
+        message_id=signer_for(settings).message_id(ticket.id, agent_id, now=now),
+        in_reply_to=in_reply_to, references=references), now)
