@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from mailgate.config import ImapAccount
 from mailgate.errors import TemporaryFailure
 from mailgate.inbound.imap import MailboxPoller
+from mailgate.inbound.imap.client import batches
 from mailgate.inbound.intake import Intake
 from mailgate.metrics import Metrics
 from mailgate.models import ImapState, Inbound, Quarantine, Ticket
@@ -165,3 +166,14 @@ def test_one_broken_account_does_not_stop_another(gw, departments, imap):
     assert good.poll() == 1
     broken.close()
     good.close()
+
+
+@pytest.mark.parametrize("sizes, count, limit, expected", [
+    ([], 3, 100, []),
+    ([(1, 10), (2, 10), (3, 10), (4, 10)], 3, 100, [[1, 2, 3], [4]]),
+    ([(1, 60), (2, 30), (3, 20), (4, 10)], 20, 100, [[1, 2], [3, 4]]),
+    ([(1, 10), (5, 500), (6, 10)], 20, 100, [[1], [5], [6]]),  # a large one alone
+    ([(7, 100), (8, 1)], 20, 100, [[7], [8]]),
+])
+def test_batches_hold_at_most_count_messages_and_limit_bytes(sizes, count, limit, expected):
+    assert list(batches(sizes, count, limit)) == expected

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -18,6 +18,7 @@ QUARANTINE_FLAG = b"$MailgateQuarantined"
 CONNECTION_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl.SSLError, TokenError,
                      EOFError)
 MAX_BACKOFF = 300.0  # seconds; failed passes and lost IDLE connections wait 2, 4, 8 … this
+BATCH_BYTES = 16 * 2**20  # one fetch holds at most [[imap]] batch_size messages and this much
 
 
 def connect(account: ImapAccount, tokens: TokenSource | None = None) -> IMAPClient:
@@ -53,17 +54,16 @@ def logout(client: IMAPClient) -> None:
 def new_messages(client: IMAPClient, account: ImapAccount, last_uid: Callable[[int], int],
                  stopped: threading.Event) -> Iterator[tuple[int, bytes]]:
     """(uid, raw bytes) of each message after `last_uid(uidvalidity)` in the account's
-    folder, in UID order, fetched in batches with BODY.PEEK[] (left unread); messages
-    expunged meanwhile are skipped. Ends early once `stopped` is set."""
+    folder, in UID order, fetched with BODY.PEEK[] (left unread) in batches of at most
+    [[imap]] batch_size messages and BATCH_BYTES (`batches`), one batch in memory at a
+    time; messages expunged meanwhile are skipped. Ends early once `stopped` is set."""
     info = client.select_folder(account.folder)
     after = last_uid(int(info[b"UIDVALIDITY"]))
     criteria = ["UID", f"{after + 1}:*", "NOT", "DELETED"]
     if account.after == "seen":
         criteria.append("UNSEEN")
     uids = sorted(uid for uid in client.search(criteria) if uid > after)
-    size = max(1, account.batch_size)
-    for start in range(0, len(uids), size):
-        batch = uids[start:start + size]
+    for batch in batches(message_sizes(client, uids), max(1, account.batch_size)):
         fetched = client.fetch(batch, ["BODY.PEEK[]"])
         for uid in batch:
             if stopped.is_set():
@@ -71,6 +71,32 @@ def new_messages(client: IMAPClient, account: ImapAccount, last_uid: Callable[[i
             if uid in fetched:
                 yield uid, fetched[uid][b"BODY[]"]
         del fetched  # one batch in memory at a time
+
+
+def message_sizes(client: IMAPClient, uids: list[int],
+                  chunk: int = 1000) -> Iterator[tuple[int, int]]:
+    """(uid, RFC822.SIZE) of each message still there, asked for `chunk` UIDs at a time
+    (a command line stays well within a server's limit, 64 KiB for Dovecot)."""
+    for start in range(0, len(uids), chunk):
+        part = uids[start:start + chunk]
+        fetched = client.fetch(part, ["RFC822.SIZE"])
+        yield from ((uid, fetched[uid][b"RFC822.SIZE"]) for uid in part if uid in fetched)
+
+
+def batches(sizes: Iterable[tuple[int, int]], count: int,
+            limit: int = BATCH_BYTES) -> Iterator[list[int]]:
+    """The UIDs of (uid, size) pairs in order, in batches of at most `count` messages
+    and `limit` bytes (a larger message is a batch of its own)."""
+    batch: list[int] = []
+    total = 0
+    for uid, size in sizes:
+        if batch and (len(batch) >= count or total + size > limit):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
 
 
 def file_away(client: IMAPClient, account: ImapAccount, uid: int, quarantined: bool) -> None:
