@@ -172,6 +172,8 @@ def test_quarantine_list_show_retry_and_discard_work_on_spam(mailgate):  # noqa:
     assert "X-Spam-Flag: YES" in scam_entry["error"]
     assert "Subject: Western Union Swift Money Transfer" in mailgate(
         "quarantine", "show", str(scam_entry["id"])).text
+    mailgate("quarantine", "retry", "--all")  # held spam is never released in bulk
+    assert len(json.loads(mailgate("quarantine", "list", "--json").text)) == 2
     assert ": new #" in mailgate("quarantine", "retry", str(order_entry["id"])).text
     mailgate("quarantine", "discard", str(scam_entry["id"]), "--reason", "419 scam")
     assert json.loads(mailgate("quarantine", "list", "--json").text) == []

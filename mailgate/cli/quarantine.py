@@ -5,6 +5,7 @@ import email.parser
 import email.policy
 import sys
 
+from ..errors import Rejection
 from ..models import Quarantine, iso
 from ..pipeline import quarantine as q, retry_quarantined
 from .common import (EX_DATAERR, EX_OK, EX_USAGE, CommandError, gateway, minutes,
@@ -26,7 +27,8 @@ def register(sub) -> None:
     p.set_defaults(handler=quarantine_show)
     p = quar.add_parser("retry", help="run entries through the pipeline again")
     p.add_argument("id", type=int, nargs="?")
-    p.add_argument("--all", action="store_true", help="every unresolved entry")
+    p.add_argument("--all", action="store_true",
+                   help="every unresolved entry but spam (release spam one ID at a time)")
     p.add_argument("--as", dest="vouched", choices=("agent", "customer"), default="",
                    help="for mail held as unverified: you vouch that the agent sent it, "
                         "or it is to be treated as a customer's")
@@ -95,7 +97,8 @@ def quarantine_retry(settings, args) -> int:
     with gateway(settings) as gw:
         if args.all:
             with gw.db.unit_of_work() as session:
-                ids = [e.id for e in q.entries(session)]
+                # held spam is released one entry at a time, after a look: never in bulk
+                ids = [e.id for e in q.entries(session) if e.error_class != Rejection.SPAM]
         else:
             ids = [args.id]
         still = 0
