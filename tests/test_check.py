@@ -101,3 +101,14 @@ def test_warnings_are_printed_but_do_not_fail(mailgate):
         "warning: outbound.timezone: unused: mail is dated in the zone of its department's "
         "service calendar (Asia/Tehran)",
         f"configuration {mailgate.config}: ok (4 warning(s))"]
+
+
+def test_db_status_on_a_schema_behind_the_code_is_a_configuration_problem(tmp_path):
+    """sysexits: EX_CONFIG (78), as every other command answers an old schema."""
+    from mailgate.cli import main
+
+    config = tmp_path / "mailgate.toml"
+    config.write_text(f'[storage]\ndir = "{tmp_path / "var"}"\nfsync = false\n')
+    assert main(["--config", str(config), "db", "status"]) == EX_CONFIG  # an empty database
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    assert main(["--config", str(config), "db", "status"]) == 0

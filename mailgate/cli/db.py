@@ -37,7 +37,7 @@ def status(settings, args) -> int:
     finally:
         database.dispose()
     print(f"database: {current or '(empty)'}; this mailgate: {head}")
-    return EX_OK if current == head else 1
+    return EX_OK if current == head else EX_CONFIG  # as any command on an old schema
 
 
 def report_problems(problems: list[tuple[str, str]], warned: list[tuple[str, str]] = ()) -> int:
