@@ -723,6 +723,17 @@ def one_row_left(gw) -> int:
     return first
 
 
+def delivered_unrecorded(gw, fault, relay) -> tuple[OutboxSender, int]:
+    """One row delivered through the relay and the database lost before its record: the
+    sender that delivered it (its journal entry and copy remain) and the row's id."""
+    ingest(gw, make_mail(), PIPE)
+    first = one_row_left(gw)
+    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
+    sender = OutboxSender(gw, workers=1)
+    assert sender.run_once() == 1
+    return sender, first
+
+
 def test_a_journal_the_disk_will_not_clean_stays_quiet_and_sends_nothing_twice(
         faulty, relay, refusing, caplog):
     """Delivered, the database lost before the record: the entry and its copy stay. The
@@ -731,11 +742,7 @@ def test_a_journal_the_disk_will_not_clean_stays_quiet_and_sends_nothing_twice(
     warning and no traceback however often the sender settles; nothing is sent again;
     once the disk takes writes, the files go."""
     gw, fault = faulty
-    ingest(gw, make_mail(), PIPE)
-    first = one_row_left(gw)
-    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
-    sender = OutboxSender(gw, workers=1)
-    assert sender.run_once() == 1
+    sender, first = delivered_unrecorded(gw, fault, relay)
     folder = sender.journal.folder
     assert [name.rsplit(".", 1)[1] for name in journal_files(folder)] == ["eml", "json"]
     fault.restore()
@@ -809,11 +816,7 @@ def test_a_delivery_recorded_from_the_journal_shows_the_bytes_as_sent(faulty, re
     kept beside its entry, as a normal send stores them. A copy lost or damaged (a
     power cut) is said on the row instead. The entry itself stays small."""
     gw, fault = faulty
-    ingest(gw, make_mail(), PIPE)
-    first = one_row_left(gw)
-    relay.hooks.append(lambda item: fault.cut() if not fault.cuts else None)
-    gone = OutboxSender(gw, workers=1)
-    assert gone.run_once() == 1
+    gone, first = delivered_unrecorded(gw, fault, relay)
     [entry] = gone.journal.entries()
     kept = entry.path.with_suffix(".eml")
     assert kept.read_bytes() == relay.received[0].raw
