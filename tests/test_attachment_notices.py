@@ -82,6 +82,8 @@ def test_the_notice_about_a_signed_message_names_only_the_refused_file(gw, depar
     with gw.db.unit_of_work() as session:
         notice = session.scalar(select(Outbox).where(Outbox.kind == "rejection"))
         assert [f["filename"] for f in notice.context["refused"]] == ["tool.exe"]
+        # the notice names what `[limits] allowed_types` accepts
+        assert notice.context["accepted"] == accepted_formats(gw.settings.limits)
     assert ingest(gw, signed(signature_type, exe=False).replace(b"signed-1", b"signed-2"),
                   PIPE).outcome == "new"
     assert [row for row in _kinds(gw) if row == "rejection"] == ["rejection"]
@@ -129,7 +131,8 @@ def test_the_rejection_notice_lists_what_the_settings_allow(settings, locale, ex
 
 @pytest.mark.parametrize("locale", ["en", "fa", "ka"])
 def test_without_the_list_the_notice_promises_no_format(settings, locale):
-    rendered = Templates(settings).render("rejection", locale, SAMPLES["rejection"])
+    without = {key: value for key, value in SAMPLES["rejection"].items() if key != "accepted"}
+    rendered = Templates(settings).render("rejection", locale, without)
     for old in ("JPEG", "GIF", "Word", "PowerPoint", "OpenDocument"):
         assert old not in rendered.text and old not in rendered.html
     assert "10.0 MB" in rendered.text or "۱۰.۰ MB" in rendered.text

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..mail.attachments import refused_views
+from ..mail.attachments import accepted_formats, refused_views
 from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
 from ..tickets import token_for
 from .contexts import attachable, message_context, ticket_context
@@ -148,7 +148,8 @@ def _for_agents(settings: Settings, base: dict, message: Message,
 
 def _rejection(session, settings, ticket, base, refused, now, network=None) -> None:
     context = {**base, "refused": [{"filename": safe_text(f), "reason": r} for f, r in refused],
-               "reason": "", "limit_bytes": settings.limits.max_attachment_size}
+               "reason": "", "limit_bytes": settings.limits.max_attachment_size,
+               "accepted": accepted_formats(settings.limits)}
     to_customer(session, settings, ticket, "rejection", context, now, network=network)
 
 

@@ -133,6 +133,8 @@ SAMPLES: dict[str, dict] = {
         ],
         "reason": "",
         "limit_bytes": 10_485_760,
+        "accepted": [{"kind": "documents", "formats": ["PDF", "Word"]},
+                     {"kind": "images", "formats": ["JPEG", "PNG"]}],
     },
     "command_result": {
         **_billing("agent"),
