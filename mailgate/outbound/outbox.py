@@ -18,7 +18,7 @@ from ..models import Outbox, Suppression, Ticket
 from ..signing import mail_host
 from .limits import RATE_LIMITED
 
-AUTO_REPLIED = {"ack", "status_change", "rejection", "reminder", "auto_closed",
+AUTO_REPLIED = {"ack", "status_change", "merged", "rejection", "reminder", "auto_closed",
                 "command_refused"}
 AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
                   "escalation", "digest", "held"}
