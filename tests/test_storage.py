@@ -73,8 +73,9 @@ def test_objects_have_the_file_paths_under_the_prefix(moto_server):  # noqa: F81
     digest = storage.raw.put(b"raw mail")
     storage.attachments.put(DATA)
     keys = [o["Key"] for o in moto_server.client().list_objects_v2(Bucket=bucket)["Contents"]]
-    assert sorted(keys) == sorted([f"mg/raw/{digest[:2]}/{digest[2:4]}/{digest}.eml",
-                                   f"mg/attachments/{storage.attachments.relative_path(sha256_hex(DATA))}"])
+    attachment = storage.attachments.relative_path(sha256_hex(DATA))
+    assert sorted(keys) == [f"mg/attachments/{attachment}",
+                            f"mg/raw/{digest[:2]}/{digest[2:4]}/{digest}.eml"]
     assert storage.where == f"s3://{bucket}/mg/"
 
 
@@ -128,7 +129,8 @@ def test_s3_credentials_come_from_the_environment_or_a_file(tmp_path):
     (tmp_path / "secret").write_text("s3cr3t\n")
     config = tmp_path / "mailgate.toml"
     config.write_text('[storage]\nbackend = "s3"\nbucket = "mailgate-blobs"\n'
-                      f'access_key_id_env = "KEY_ID"\nsecret_access_key_file = "{tmp_path}/secret"\n')
+                      'access_key_id_env = "KEY_ID"\n'
+                      f'secret_access_key_file = "{tmp_path}/secret"\n')
     storage = load_settings(config, env={"KEY_ID": "AKIA1"}).storage
     assert (storage.access_key_id, storage.secret_access_key) == ("AKIA1", "s3cr3t")
 

@@ -54,11 +54,20 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_migrate_copies_every_blob_once_and_check_finds_what_is_wrong(tmp_path, capsys,
-                                                                       moto_server):  # noqa: F811
+def spoil(moto, bucket: str, config: str, missing: str, corrupt: str) -> None:
+    """Remove one attachment from the bucket, and change one raw message's bytes."""
+    store = open_storage(load_settings(config, env={}).storage)
+    s3 = moto.client()
+    s3.delete_object(Bucket=bucket,
+                     Key=f"mg/attachments/{store.attachments.relative_path(missing)}")
+    s3.put_object(Bucket=bucket, Key=f"mg/raw/{store.raw.relative_path(corrupt)}",
+                  Body=b"not the mail any more")
+
+
+def test_migrate_copies_every_blob_once(tmp_path, capsys, moto_server):  # noqa: F811
     bucket = moto_server.create_bucket()
     files = write_config(tmp_path, moto_server.url, bucket)
-    blobs = installation(files)
+    installation(files)
     local = open_storage(load_settings(files, env={}).storage)
     broken = sha256_hex(b"what it was")
     local.attachments.path(broken).parent.mkdir(parents=True)
@@ -73,22 +82,21 @@ def test_migrate_copies_every_blob_once_and_check_finds_what_is_wrong(tmp_path, 
     s3 = moto_server.client()
     listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert len(listed) == 3 and all(key.startswith("mg/") for key in listed)
-
     # interrupted halfway, or new blobs meanwhile: a second run copies only what is missing
     s3.delete_object(Bucket=bucket, Key=listed[0])
     code, out, _ = run(capsys, "--config", files, "storage", "migrate", "--to", "s3")
     assert "1 copied, 2 there already, 1 not copied" in out
 
+
+def test_check_finds_missing_and_corrupt_blobs_and_migrate_goes_back(tmp_path, capsys,
+                                                                      moto_server):  # noqa: F811
+    bucket = moto_server.create_bucket()
     in_s3 = write_config(tmp_path, moto_server.url, bucket, backend="s3")
+    blobs = installation(in_s3)
     code, out, _ = run(capsys, "--config", in_s3, "storage", "check")
     assert (code, out) == (0, f"s3://{bucket}/mg/: 3 blobs referenced, 0 missing or corrupt, "
                               "0 stored but unreferenced\n")
-
-    store = open_storage(load_settings(in_s3, env={}).storage)
-    s3.delete_object(Bucket=bucket, Key="mg/attachments/" + store.attachments.relative_path(
-        blobs["pdf"]))
-    s3.put_object(Bucket=bucket, Key="mg/raw/" + store.raw.relative_path(blobs["held"]),
-                  Body=b"not the mail any more")
+    spoil(moto_server, bucket, in_s3, missing=blobs["pdf"], corrupt=blobs["held"])
     code, out, _ = run(capsys, "--config", in_s3, "storage", "check", "--json")
     assert code == 65
     assert json.loads(out)["problems"] == [
@@ -98,13 +106,13 @@ def test_migrate_copies_every_blob_once_and_check_finds_what_is_wrong(tmp_path, 
          "where": "attachments #1"}]
     code, out, _ = run(capsys, "--config", in_s3, "storage", "check", "--quick")
     assert code == 65 and "1 missing or corrupt" in out and "corrupt" not in out.split("\n", 1)[1]
-
-    # and back to files, into an empty folder: what the bucket holds, checked
+    # back to files, into an empty folder: what the bucket holds, checked as it is read
     back = write_config(tmp_path, moto_server.url, bucket, folder="restored")
     code, out, _ = run(capsys, "--config", back, "storage", "migrate", "--to", "files")
     assert code == 65 and "1 copied, 0 there already, 1 not copied" in out
     restored = open_storage(load_settings(back, env={}).storage)
-    assert restored.raw.get(blobs["mail"]) == store.raw.get(blobs["mail"])
+    assert restored.raw.get(blobs["mail"]) == open_storage(
+        load_settings(in_s3, env={}).storage).raw.get(blobs["mail"])
 
 
 def test_storage_commands_exit_78_without_a_bucket_and_75_when_it_cannot_be_reached(

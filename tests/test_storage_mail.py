@@ -60,7 +60,8 @@ def keys(client, bucket: str) -> list[str]:
     return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", ()))
 
 
-def test_raw_mail_and_attachments_go_to_the_bucket_and_nothing_to_disk(tmp_path, moto_server):  # noqa: F811
+def test_raw_mail_and_attachments_go_to_the_bucket_and_nothing_to_disk(
+        tmp_path, moto_server):  # noqa: F811
     bucket = moto_server.create_bucket()
     gw = with_support(s3_settings(tmp_path, moto_server.url, bucket))
     raw = with_attachment()
@@ -78,8 +79,8 @@ def test_raw_mail_and_attachments_go_to_the_bucket_and_nothing_to_disk(tmp_path,
 
 
 @pytest.mark.parametrize("keep_raw", [True, False])
-def test_a_failing_object_store_fails_the_message_whole(tmp_path, moto_server, fault_proxy,  # noqa: F811
-                                                        keep_raw):
+def test_a_failing_object_store_fails_the_message_whole(
+        tmp_path, keep_raw, moto_server, fault_proxy):  # noqa: F811
     # keep_raw: the raw PUT, before anything, fails; without it, the attachment's PUT
     # inside the transaction fails and the transaction is rolled back
     gw = with_support(s3_settings(tmp_path, fault_proxy.url, moto_server.create_bucket(),
@@ -94,8 +95,8 @@ def test_a_failing_object_store_fails_the_message_whole(tmp_path, moto_server, f
     gw.close()
 
 
-def test_a_slow_object_store_leaves_at_most_an_unreferenced_blob(tmp_path, moto_server,  # noqa: F811
-                                                                  fault_proxy):  # noqa: F811
+def test_a_slow_object_store_leaves_at_most_an_unreferenced_blob(
+        tmp_path, moto_server, fault_proxy):  # noqa: F811
     bucket = moto_server.create_bucket()
     gw = with_support(s3_settings(tmp_path, fault_proxy.url, bucket, keep_raw=False,
                                   timeout=0.3))
@@ -112,7 +113,8 @@ def test_a_slow_object_store_leaves_at_most_an_unreferenced_blob(tmp_path, moto_
     gw.close()
 
 
-def test_ingest_exits_75_while_the_object_store_fails(tmp_path, moto_server, fault_proxy):  # noqa: F811
+def test_ingest_exits_75_while_the_object_store_fails(
+        tmp_path, moto_server, fault_proxy):  # noqa: F811
     settings = s3_settings(tmp_path, fault_proxy.url, moto_server.create_bucket())
     with_support(settings).close()
     config = tmp_path / "mailgate.toml"
