@@ -30,19 +30,21 @@ class Proof:
         method = proves(list(self.checks), address, self.strict)
         return f"Authentication-Results {method}=pass" if method else None
 
-    def for_agent(self, ticket_id: int | None, agent_id: int, address: str) -> str | None:
+    def for_agent(self, ticket_ids: tuple[int, ...], agent_id: int, address: str
+                  ) -> str | None:
         """How the message proves it is agent `agent_id`'s (From `address`), or None.
-        A signature names one agent (or the team address of the department): one
-        sent to another agent proves nothing for this one."""
-        if ticket_id is not None and any(
-                self.signer.replies_to(list(self.ids), ticket_id, reader, self.now)
-                for reader in (agent_id, TEAM)):
+        A signature names one agent (or the team address of the department) and one
+        of `ticket_ids` (the ticket, and those merged into it): one sent to another
+        agent, or about another ticket, proves nothing here."""
+        if any(self.signer.replies_to(list(self.ids), ticket_id, reader, self.now)
+               for ticket_id in ticket_ids for reader in (agent_id, TEAM)):
             return "signed notification"
         return self._authenticated(address)
 
-    def for_customer(self, ticket_id: int, contact_id: int, address: str) -> str | None:
+    def for_customer(self, ticket_ids: tuple[int, ...], contact_id: int, address: str
+                     ) -> str | None:
         """How the message proves it is customer `contact_id`'s (From `address`), or None."""
-        if self.signer.replies_to(list(self.ids), ticket_id, contact_id, self.now,
-                                  Reader.CUSTOMER):
+        if any(self.signer.replies_to(list(self.ids), ticket_id, contact_id, self.now,
+                                      Reader.CUSTOMER) for ticket_id in ticket_ids):
             return "signed reply"
         return self._authenticated(address)

@@ -106,6 +106,17 @@ def final(session: Session, ticket: Ticket | None) -> Ticket | None:
     return ticket
 
 
+def merged_ids(session: Session, ticket: Ticket) -> tuple[int, ...]:
+    """`ticket`'s id and those of every ticket merged into it, directly or through a
+    chain: mail we signed about any of them answers this ticket now (proof.py)."""
+    ids, frontier = [ticket.id], [ticket.id]
+    while frontier:
+        frontier = [i for i in session.scalars(select(Ticket.id).where(
+            Ticket.merged_into_id.in_(frontier))) if i not in ids]
+        ids.extend(frontier)
+    return tuple(ids)
+
+
 def get_ticket(session: Session, number: str) -> Ticket:
     """The ticket with its messages, attachments and events loaded; NotFound if none.
     A merged ticket is itself (closed, with its `merged` event), not the one it went into."""

@@ -177,3 +177,16 @@ def test_the_command_line_refuses_what_cannot_be_merged(agw, relay, admin, capsy
     assert f"no ticket {NOWHERE}" in refused(NOWHERE, first)
     assert f"no ticket {NOWHERE}" in refused(first, NOWHERE)
     assert merged_mail(agw) == [[CUSTOMER]]
+
+
+def test_an_agent_answering_the_old_tickets_notification_is_still_proven(agw, relay):
+    """Mail we signed about a ticket that was merged away proves its reader on the
+    ticket it went into: the agent's answer is relayed, not held as unverified."""
+    first, _, _ = new_request(agw, relay)
+    second, notification, _ = new_request(agw, relay)
+    ingest(agw, agent_reply(notification, f"#merge {first}"), PIPE)
+    late = ingest(agw, agent_reply(notification, "Sorry for the wait, replacing it today.")
+                  .replace(b"Message-ID: <", b"Message-ID: <late-", 1), PIPE)
+    assert (late.outcome, late.ticket) == ("appended", first), late.trace
+    assert any("verified by signed notification" in line for line in late.trace)
+    assert ("agent_reply", AGENT) in ticket(agw, first)["messages"]

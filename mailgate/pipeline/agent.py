@@ -74,7 +74,8 @@ def _agent(ctx: Context) -> Agent | None:
     if agent is None:
         return None
     how = "an admin (quarantine retry --as agent)" if ctx.envelope.vouched == Vouch.AGENT \
-        else ctx.proof.for_agent(ticket.id if ticket else None, agent.id, agent.email)
+        else ctx.proof.for_agent(tickets.merged_ids(ctx.session, ticket) if ticket else (),
+                                 agent.id, agent.email)
     if how is None:
         log.warning("mail with agent From %s but no proof", agent.email,
                     extra={"fields": {"ticket": ticket.number if ticket else None}})

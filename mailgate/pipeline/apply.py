@@ -146,4 +146,5 @@ def _customer_proof(ctx: Context, contact: Contact, ticket: Ticket) -> str | Non
     """How the author proves a command of theirs: a participant, and a proof (proof.py)."""
     if contact.id is None or contact.email not in ctx.decision.ticket.participants:
         return None  # `foreign_sender = "append"` never lets a non-participant command
-    return ctx.proof.for_customer(ticket.id, contact.id, contact.email)
+    return ctx.proof.for_customer(tickets.merged_ids(ctx.session, ticket), contact.id,
+                                  contact.email)
