@@ -205,6 +205,13 @@ class Database:
         self.engine = make_engine(url, pool_size, True, *self.timeouts)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    @classmethod
+    def of(cls, settings) -> "Database":
+        """The database `settings` name, with its pool size and timeouts."""
+        db = settings.database
+        return cls(settings.database_url, db.pool_size, db.connect_timeout,
+                   db.statement_timeout)
+
     @property
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"

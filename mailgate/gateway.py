@@ -51,9 +51,7 @@ class Gateway:
                  parser: Parser | None = None,
                  clock: Callable[[], dt.datetime] = utcnow):
         self.settings = settings
-        db = settings.database
-        self.db = database or Database(settings.database_url, db.pool_size,
-                                       db.connect_timeout, db.statement_timeout)
+        self.db = database or Database.of(settings)
         self.storage = open_storage(settings.storage)
         self.parser = parser or InProcessParser(settings.limits.max_depth,
                                                 settings.limits.max_parts)

@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def upgrade(settings, args) -> None:
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     try:
         before, head = database.schema_revisions()
         database.upgrade()
@@ -31,7 +31,7 @@ def upgrade(settings, args) -> None:
 
 
 def status(settings, args) -> int:
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     try:
         current, head = database.schema_revisions()
     finally:
@@ -73,7 +73,7 @@ def check(settings, args) -> int:
 
 def database_findings(settings) -> tuple[list, list]:
     """(problems, warnings) of the database: its schema, then what the settings name in it."""
-    database = Database(settings.database_url)
+    database = Database.of(settings)
     try:
         try:
             current, head = database.schema_revisions()
