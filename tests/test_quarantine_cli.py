@@ -70,3 +70,23 @@ def test_retry_exit_statuses_are_sysexits(mailgate):
     assert b"give an ID or --all" in mailgate("quarantine", "retry", expect=64).stderr
     mailgate("address", "add", "sales@example.com", "--department", "support")
     assert ": new #" in mailgate("quarantine", "retry", "--all", expect=0).text
+
+
+def test_a_raw_message_lost_or_out_of_reach_is_said_with_its_status(mailgate, monkeypatch):
+    """The blob store down (S3 unreachable): 75, try again; the bytes gone: 66."""
+    from mailgate import storage
+
+    (mailgate.tmp_path / "junk.eml").write_bytes(b"not mail at all")
+    mailgate("ingest", str(mailgate.tmp_path / "junk.eml"), expect=65)
+    [entry] = json.loads(mailgate("quarantine", "list", "--json").text)
+
+    def unreachable(self, digest):
+        raise storage.BlobUnavailable("s3: endpoint unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(storage.BlobStore, "get", unreachable)
+        assert mailgate("quarantine", "show", str(entry["id"]), expect=75)
+        assert mailgate("quarantine", "retry", str(entry["id"]), expect=75)
+    for blob in (mailgate.tmp_path / "var" / "raw").rglob("*.eml"):
+        blob.unlink()
+    assert mailgate("quarantine", "show", str(entry["id"]), expect=66)

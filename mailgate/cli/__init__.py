@@ -127,8 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_settings
     from ..db import SchemaOutOfDate
     from ..errors import TemporaryFailure
+    from ..storage import BlobUnavailable, CorruptBlob
     from ..logs import setup_command_logging
-    from .common import EX_CONFIG, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, CommandError
+    from .common import EX_CONFIG, EX_NOINPUT, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, CommandError
 
     setup_command_logging()
     try:
@@ -147,9 +148,12 @@ def _run(args: argparse.Namespace) -> int:
     except CommandError as error:
         print(f"mailgate: {error}", file=sys.stderr)
         return error.code
-    except TemporaryFailure as error:
+    except (TemporaryFailure, BlobUnavailable) as error:
         print(f"mailgate: temporary failure, try again later: {error}", file=sys.stderr)
         return EX_TEMPFAIL
+    except (CorruptBlob, FileNotFoundError) as error:  # a stored blob lost or damaged
+        print(f"mailgate: {error}", file=sys.stderr)
+        return EX_NOINPUT
     except SchemaOutOfDate as error:
         print(f"mailgate: {error}", file=sys.stderr)
         return EX_CONFIG
