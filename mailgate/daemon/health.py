@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol, TypeVar
 
 from ..config import split_hostport
-from ..db import Database, deadline
+from ..db import Database
+from ..pgbounds import deadline
 from ..errors import TemporaryFailure
 from ..metrics import Metrics
 from ..models import utcnow

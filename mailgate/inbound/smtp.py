@@ -26,7 +26,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from .. import tickets
 from ..config import Settings
-from ..db import deadline
+from ..pgbounds import deadline
 from ..errors import TemporaryFailure
 from ..mail.headers import normalize_address, one_line, split_plus
 from ..outbound import bounces
