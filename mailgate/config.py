@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .config_keys import MiB, Reader, at_least, key, one_of, positive, split_hostport
+from .config_checks import at_least, one_of, positive, split_hostport
+from .config_keys import MiB, Reader, key
 from .config_transports import (HttpSettings, ImapAccount, LmtpSettings, OutboundSettings,
                                 SmsSettings, SmtpSettings)
 from .service import ServiceSettings

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config_keys import (MiB, address, at_least, each, existing_file, host_port, key, network,
-                          one_of, region_code)
+from .config_checks import (address, at_least, each, existing_file, host_port, network,
+                            one_of, region_code)
+from .config_keys import MiB, key
 from .service import known_timezone
 
 

@@ -35,7 +35,8 @@ from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .config_keys import Invalid, Reader, at_least, key, one_of, positive
+from .config_checks import at_least, one_of, positive
+from .config_keys import Invalid, Reader, key
 from .vocabulary import PRIORITIES
 from .worktime import WorkCalendar, hours_problems, parse_hours, timezone_problems
 
