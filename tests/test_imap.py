@@ -177,3 +177,14 @@ def test_one_broken_account_does_not_stop_another(gw, departments, imap):
 ])
 def test_batches_hold_at_most_count_messages_and_limit_bytes(sizes, count, limit, expected):
     assert list(batches(sizes, count, limit)) == expected
+
+
+def test_a_message_flagged_quarantined_in_place_is_never_fetched_again(gw, departments, imap):
+    imap.append(USER, PASSWORD, b"Subject: no sender at all\r\n\r\nbody\r\n")
+    poller = poller_for(gw, imap, after="move", quarantine_folder="")
+    assert poller.poll() == 1 and count(gw, Quarantine) == 1
+    assert len(imap.folder_uids(USER, PASSWORD, "INBOX")) == 1  # left there, flagged
+    with gw.db.unit_of_work() as session:
+        session.get(ImapState, "support-box").last_uid = 0  # as after a rescan
+    assert poller.poll() == 0 and count(gw, Quarantine) == 1
+    poller.close()

@@ -54,12 +54,14 @@ def logout(client: IMAPClient) -> None:
 def new_messages(client: IMAPClient, account: ImapAccount, last_uid: Callable[[int], int],
                  stopped: threading.Event) -> Iterator[tuple[int, bytes]]:
     """(uid, raw bytes) of each message after `last_uid(uidvalidity)` in the account's
-    folder, in UID order, fetched with BODY.PEEK[] (left unread) in batches of at most
-    [[imap]] batch_size messages and BATCH_BYTES (`batches`), one batch in memory at a
-    time; messages expunged meanwhile are skipped. Ends early once `stopped` is set."""
+    folder that is not filed away yet (unseen in "seen" mode; never one flagged
+    quarantined), in UID order, fetched with BODY.PEEK[] (left unread) in batches of
+    at most [[imap]] batch_size messages and BATCH_BYTES (`batches`), one batch in
+    memory at a time; messages expunged meanwhile are skipped. Ends early once
+    `stopped` is set."""
     info = client.select_folder(account.folder)
     after = last_uid(int(info[b"UIDVALIDITY"]))
-    criteria = ["UID", f"{after + 1}:*", "NOT", "DELETED"]
+    criteria = ["UID", f"{after + 1}:*", "NOT", "DELETED", "UNKEYWORD", QUARANTINE_FLAG]
     if account.after == "seen":
         criteria.append("UNSEEN")
     uids = sorted(uid for uid in client.search(criteria) if uid > after)

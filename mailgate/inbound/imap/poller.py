@@ -2,7 +2,8 @@
 the backoff after a failed one.
 
 Order for every message: fetch with BODY.PEEK[] (leaves it unread) -> pipeline
-commit (or quarantine) -> mark \\Seen / move -> remember its UID. As many messages
+commit (or quarantine) -> mark \\Seen / move -> remember its UID (once a batch, and
+when the pass ends: one filed meanwhile is not fetched again). As many messages
 as the intake has delivery workers go through the pipeline at once (`inorder.py`),
 but they are filed away and remembered in UID order, each only once it and every
 one before it is handled: `imap_state.last_uid` never passes a message that was
@@ -63,6 +64,7 @@ class MailboxPoller:
         self.failures = 0  # consecutive passes that failed without handling a message
         self.next_attempt = 0.0
         self._handled_in_pass = 0
+        self._filed = 0  # the last UID filed away and not yet remembered
         self._client: IMAPClient | None = None
         self._running = threading.Lock()
         self._again = False
@@ -125,13 +127,16 @@ class MailboxPoller:
         flight have settled."""
         client = self._connection()
         fetched = new_messages(client, self.account, self.state.last_uid, self.stopped)
-        with InOrder(self._deliver, self._in_flight(), name="imap-deliver") as line:
-            for uid, raw in fetched:
-                self._file_away(client, line.ready())
-                if line.failed or self.stopped.is_set():
-                    break
-                line.start(uid, raw)
-            self._file_away(client, line.rest())
+        try:
+            with InOrder(self._deliver, self._in_flight(), name="imap-deliver") as line:
+                for uid, raw in fetched:
+                    self._file_away(client, line.ready())
+                    if line.failed or self.stopped.is_set():
+                        break
+                    line.start(uid, raw)
+                self._file_away(client, line.rest())
+        finally:
+            self._remember()
         if line.failure is not None:
             raise line.failure
 
@@ -143,12 +148,20 @@ class MailboxPoller:
         return self.intake(raw, envelope, f"{self.account.name}:{uid}")
 
     def _file_away(self, client: IMAPClient, handled: list) -> None:
-        """Flag or move each handled message, in UID order, then remember the last."""
+        """Flag or move each handled message, in UID order."""
         for uid, result in handled:
             file_away(client, self.account, uid, result.outcome == "quarantined")
             self._handled_in_pass += 1
-        if handled:
-            self.state.remember(handled[-1][0])
+            self._filed = uid
+            if self._handled_in_pass % max(1, self.account.batch_size) == 0:
+                self._remember()
+
+    def _remember(self) -> None:
+        """The last UID filed away, in the database: once a batch and when a pass ends
+        (messages filed meanwhile are not fetched again: seen, moved or flagged)."""
+        if self._filed:
+            self.state.remember(self._filed)
+            self._filed = 0
 
     def _failed(self, error: BaseException) -> None:
         """Back off: 2, 4, 8 … MAX_BACKOFF seconds while passes fail without progress;
