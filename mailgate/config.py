@@ -3,10 +3,10 @@
 `load_settings()` returns one typed `Settings` object that is passed down to
 everything else; nothing reads the environment or the file deeper inside.
 Each section is a frozen dataclass whose keys are declared with `config_keys.key`
-(type, default, checks); the peers' sections live in `config_transports`, how mail is
-judged in `config_mail`, the
-service hours in `service`, and all of them are importable from here. Every
-problem found is reported with its key (``mailgate check`` prints them).
+(type, default, checks); the peers' sections live in `config_transports`, how mail
+is judged in `config_mail`, the service hours in `service`, and all of them are
+importable from here. Every problem found is reported with its key (``mailgate
+check`` prints them).
 """
 from __future__ import annotations
 
