@@ -11,7 +11,12 @@ from .common import EX_DATAERR, EX_USAGE, CommandError, print_json, print_table,
 from .department_settings import COLUMNS, BadFile, changes, read_file
 
 
-def register(sub) -> None:  # one flat argparse block per noun: read as a table, not logic
+def register(sub) -> None:
+    for register_noun in (_departments, _addresses, _agents, _contacts):
+        register_noun(sub)
+
+
+def _departments(sub) -> None:
     dept = sub.add_parser("department", help="departments").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = dept.add_parser("add", help="add or update a department")
@@ -40,6 +45,8 @@ def register(sub) -> None:  # one flat argparse block per noun: read as a table,
     p.add_argument("file")
     p.set_defaults(handler=department_import)
 
+
+def _addresses(sub) -> None:
     addr = sub.add_parser("address", help="addresses that route to departments").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = addr.add_parser("add", help="route ADDRESS to a department")
@@ -50,6 +57,8 @@ def register(sub) -> None:  # one flat argparse block per noun: read as a table,
     p.add_argument("address")
     p.set_defaults(handler=address_remove)
 
+
+def _agents(sub) -> None:
     agent = sub.add_parser("agent", help="agents").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = agent.add_parser("add", help="add an agent or add departments to one")
@@ -64,6 +73,8 @@ def register(sub) -> None:  # one flat argparse block per noun: read as a table,
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=agent_list)
 
+
+def _contacts(sub) -> None:
     contact = sub.add_parser("contact", help="customers").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = contact.add_parser("add", help="add or update a contact")
