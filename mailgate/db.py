@@ -27,6 +27,9 @@ from .storage import make_private_dirs
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
+# the newest migration's revision: a database stamped with it needs no alembic to
+# check (tests/test_schema.py holds this to the migrations' head)
+SCHEMA_HEAD = "0006"
 # the defaults of [database] connect_timeout and statement_timeout (seconds to connect
 # and authenticate; seconds a statement may run before the server cancels it)
 CONNECT_TIMEOUT = DatabaseSettings.connect_timeout
@@ -193,6 +196,14 @@ class Database:
         cfg.attributes["engine"] = self.engine
         return cfg
 
+    def stamped_revision(self) -> str | None:
+        """The revision alembic stamped in the database, read with plain SQL (None: no
+        stamp, or no database yet)."""
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
     def schema_revisions(self) -> tuple[str | None, str]:
         """(current revision in the database, newest revision in the code)."""
         # alembic is imported only when the schema is looked at (start-up time)
@@ -226,6 +237,8 @@ class Database:
         revision holds data and is only migrated by an explicit `mailgate db upgrade`.
         """
         try:
+            if self.stamped_revision() == SCHEMA_HEAD:
+                return  # up to date, found without importing alembic (CLI start-up time)
             current, head = self.schema_revisions()
         except exc.SQLAlchemyError as error:
             if is_temporary(error):

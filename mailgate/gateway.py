@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from .config import Settings, StorageSettings
 from .db import Database
 from .errors import MessageRejected
-from .mail.parse import ParsedMessage, parse_or_reject
 from .models import utcnow
 from .storage import Storage
+
+if TYPE_CHECKING:
+    from .mail.parse import ParsedMessage
 
 
 def open_storage(settings: StorageSettings) -> Storage:
@@ -37,6 +39,10 @@ class InProcessParser:
         self.max_depth, self.max_parts = max_depth, max_parts
 
     def parse(self, raw: bytes) -> ParsedMessage:
+        # imported at the first message: admin commands that parse nothing do not load
+        # the parser and its libraries (CLI start-up time)
+        from .mail.parse import parse_or_reject
+
         reply = parse_or_reject(raw, self.max_depth, self.max_parts)
         if isinstance(reply, MessageRejected):
             raise reply

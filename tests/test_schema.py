@@ -87,3 +87,18 @@ def test_a_database_from_the_first_release_upgrades_with_its_tickets(empty_url):
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT subject FROM tickets")).scalar() == "old"
     database.dispose()
+
+
+def test_the_head_revision_the_code_knows_is_the_migrations_head(tmp_path):
+    """`db.SCHEMA_HEAD` lets every command check an up-to-date database without
+    importing alembic; a new migration must move it."""
+    from alembic.script import ScriptDirectory
+
+    from mailgate import db
+
+    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    head = ScriptDirectory.from_config(database._alembic_config()).get_current_head()
+    assert db.SCHEMA_HEAD == head
+    database.ensure_schema()
+    assert database.stamped_revision() == head
+    database.dispose()
