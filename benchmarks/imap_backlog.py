@@ -16,7 +16,8 @@ RSS of the daemon's processes (sampled from /proc every 0.1 s).
 
 `--baseline REF` first runs the same backlog (a second mailbox, a second
 database) through the daemon of git REF (`git archive` into a temp folder, run
-with this venv), then the working tree's, and prints the ratios.
+with this venv), then the working tree's, and prints the ratios; `--rounds R`
+alternates them R times and compares the medians (the machine may be shared).
 
 Environment: BENCH_WORKERS=N sets `[daemon] delivery_workers` (default: two per CPU).
 """
@@ -26,6 +27,7 @@ import argparse
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -56,6 +58,7 @@ class Figures:
     seconds: float
     cpu_daemon: float
     cpu_main: float
+    cpu_workers: list[float]  # each delivery worker's
     cpu_postgres: float
     peak_rss: int  # bytes, summed over the daemon's processes
     memory: str  # its description
@@ -68,7 +71,8 @@ class Figures:
         per = 1000 / self.count
         print(f"{self.label:10s} {self.count:6d} msgs in {self.seconds:7.2f} s = "
               f"{self.rate:7.1f} msg/s   CPU/msg: daemon {self.cpu_daemon * per:5.1f} ms "
-              f"(main process {self.cpu_main * per:4.1f}), PostgreSQL "
+              f"(main process {self.cpu_main * per:4.1f}, workers "
+              f"{'/'.join(f'{w * per:.1f}' for w in self.cpu_workers)}), PostgreSQL "
               f"{self.cpu_postgres * per:4.1f} ms\n{'':10s} {self.memory}", flush=True)
 
 
@@ -201,8 +205,11 @@ def drain(label: str, config: Path, env: dict, db_name: str, last_uid: int,
             cur.execute(sql)
             return cur.fetchone()[0]
 
-    def cpu(daemon: DaemonProcess, backends: set[int]) -> tuple[float, float, float]:
-        return (cpu_seconds({daemon.proc.pid}), cpu_seconds({daemon.proc.pid}, descendants=False),
+    def cpu(daemon: DaemonProcess, backends: set[int]) -> tuple[dict, float]:
+        """CPU seconds of each of the daemon's processes ({pid: (role, seconds)}) and of
+        the PostgreSQL backends."""
+        return ({pid: (role, cpu_seconds({pid}, descendants=False))
+                 for pid, role in process_tree(daemon.proc.pid).items()},
                 cpu_seconds(backends, descendants=False))
 
     def backends() -> set[int]:
@@ -232,8 +239,12 @@ def drain(label: str, config: Path, env: dict, db_name: str, last_uid: int,
         stored = query("SELECT count(*) FROM inbound WHERE source = 'imap'")
         if stored != count:
             print(f"  ({label}: {stored} inbound rows for {count} messages)")
-        return Figures(label, count, elapsed, *(a - b for a, b in zip(after, before)),
-                       sampler.peak, sampler.describe())
+        used = {pid: (role, seconds - before[0].get(pid, (role, 0.0))[1])
+                for pid, (role, seconds) in after[0].items()}
+        return Figures(label, count, elapsed, sum(seconds for _, seconds in used.values()),
+                       sum(seconds for role, seconds in used.values() if role == "main"),
+                       sorted((s for role, s in used.values() if role == "worker"), reverse=True),
+                       after[1] - before[1], sampler.peak, sampler.describe())
     finally:
         sampler.done.set()
         daemon.stop()
@@ -260,31 +271,41 @@ def run(label: str, tree: Path, server: DovecotServer, count: int, timeout: floa
         admin.close()
 
 
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--baseline", metavar="REF", help="git ref to compare with, run first")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="runs of each, alternating (medians compared)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per drain")
     args = parser.parse_args()
 
     print(f"{args.messages} messages in one folder, {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+          f"{load()}", flush=True)
+    trees = {"current": ROOT}
+    if args.baseline:
+        trees = {args.baseline[:10]: tree_at(args.baseline), **trees}
+    results: dict[str, list[Figures]] = {label: [] for label in trees}
     with running_dovecot() as server:
-        results = []
-        if args.baseline:
-            baseline = tree_at(args.baseline)
-            results.append(run(args.baseline[:10], baseline, server, args.messages,
-                               args.timeout))
-            results[-1].show()
-        results.append(run("current", ROOT, server, args.messages, args.timeout))
-        results[-1].show()
-    if len(results) == 2:
-        old, new = results
-        print(f"ratio current / {old.label}: msg/s {new.rate / old.rate:.2f}   CPU/msg daemon "
-              f"{new.cpu_daemon / old.cpu_daemon:.2f}, PostgreSQL "
-              f"{new.cpu_postgres / old.cpu_postgres:.2f}   peak RSS "
-              f"{new.peak_rss / old.peak_rss:.2f}")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for _ in range(args.rounds):
+            for label, tree in trees.items():
+                results[label].append(run(label, tree, server, args.messages, args.timeout))
+                results[label][-1].show()
+                print(f"{'':10s} load average {load()}", flush=True)
+    medians = {label: {name: statistics.median(getattr(f, name) for f in runs)
+                       for name in ("rate", "cpu_daemon", "cpu_postgres", "peak_rss")}
+               for label, runs in results.items()}
+    if len(medians) == 2:
+        old_label, old = next(iter(medians.items()))
+        new = medians["current"]
+        print(f"ratio current / {old_label} (medians of {args.rounds}): " + "   ".join(
+            f"{title} {new[name] / old[name]:.2f}" for title, name in (
+                ("msg/s", "rate"), ("CPU/msg daemon", "cpu_daemon"),
+                ("PostgreSQL", "cpu_postgres"), ("peak RSS", "peak_rss"))))
 
 
 if __name__ == "__main__":
