@@ -179,7 +179,12 @@ def prepare_database(db_name: str, workdir: Path, tree: Path, server: DovecotSer
         f'[[imap]]\nname = "backlog"\nhost = "{server.host}"\nport = {server.port}\n'
         f'security = "none"\nuser = "{user}"\npassword = "{PASSWORD}"\n'
         'department = "support"\npoll_interval = 5.0\n')
-    env = {"PYTHONPATH": str(tree)}
+    # PYTHONSAFEPATH: `python -m` would put the working folder (this checkout) first
+    env = {"PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+    where = subprocess.run([sys.executable, "-c", "import mailgate; print(mailgate.__file__)"],
+                           check=True, env={**os.environ, **env}, capture_output=True, text=True)
+    if not Path(where.stdout.strip()).is_relative_to(tree):
+        raise RuntimeError(f"mailgate imported from {where.stdout.strip()}, not from {tree}")
     mg = [sys.executable, "-m", "mailgate", "--config", str(config)]
     for command in (["db", "upgrade"], ["department", "add", "support"],
                     ["address", "add", "support@example.com", "--department", "support"]):
