@@ -98,6 +98,9 @@ class Outbox(Base):
 
 
 Index("ix_outbox_due", Outbox.status, Outbox.next_attempt_at)
+# the hourly caps on automatic replies (outbound/limits.py) count one hour of one key
+Index("ix_outbox_rate_key_created", Outbox.rate_key, Outbox.created_at)
+Index("ix_outbox_rate_network_created", Outbox.rate_network, Outbox.created_at)
 
 
 class Suppression(Base):
