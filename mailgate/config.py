@@ -19,12 +19,14 @@ from typing import Any
 from urllib.parse import quote
 
 from .config_checks import at_least, one_of, positive, split_hostport
+from .config_customers import CustomerSettings
 from .config_keys import MiB, Reader, key
 from .config_mail import (MIN_SECRET_BYTES, DepartmentRouting, RoutingSettings,
                           SecuritySettings, SpamSettings, ThreadingSettings)
 from .config_transports import (HttpSettings, ImapAccount, LmtpSettings, OutboundSettings,
                                 SmsSettings, SmtpSettings)
 from .service import ServiceSettings
+from .status_labels import StatusLabels, read_status_labels
 
 __all__ = ["ConfigError", "Settings", "load_settings", "split_hostport", "MiB",
            "MIN_SECRET_BYTES", "DEFAULT_ALLOWED_TYPES", "DatabaseSettings", "StorageSettings",
@@ -183,6 +185,8 @@ class Settings:
     security: SecuritySettings = SecuritySettings()
     spam: SpamSettings = SpamSettings()
     service: ServiceSettings = ServiceSettings()
+    statuses: StatusLabels = key(StatusLabels(), read=read_status_labels)  # status_labels.py
+    customers: CustomerSettings = CustomerSettings()
     imap: tuple[ImapAccount, ...] = ()
     source: str = key("(defaults)", toml=False)  # the file read, for messages
 
