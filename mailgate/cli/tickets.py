@@ -11,8 +11,8 @@ from ..outbound import notify
 from ..vocabulary import PRIORITIES, STATUSES
 from ..models import Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
-from .common import (EX_DATAERR, EX_USAGE, CommandError, minutes, print_json, print_table,
-                     session_of)
+from .common import (EX_DATAERR, EX_USAGE, CommandError, gateway, minutes, print_json,
+                     print_table, session_of)
 
 
 def register(sub) -> None:
@@ -29,6 +29,8 @@ def register(sub) -> None:
     p.set_defaults(handler=ticket_list)
     p = ticket.add_parser("show", help="a ticket with its messages, attachments and events")
     p.add_argument("number")
+    p.add_argument("--full", action="store_true", help="each message as it came, quoted "
+                   "history included (parsed again from the raw store)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=ticket_show)
     p = ticket.add_parser("set", help="change status, priority or department")
@@ -99,6 +101,8 @@ def ticket_show(settings, args) -> None:
                              settings.threading.prefix)
         if not args.json:
             refused = _refused_by_message(session, data)
+    if args.full:
+        _with_originals(settings, data)
     if args.json:
         print_json(data)
         return
@@ -112,7 +116,8 @@ def ticket_show(settings, args) -> None:
     for m in data["messages"]:
         print(f"\n--- message {m['id']} {m['direction']} {m['kind']} from {m['author']} "
               f"at {m['received_at']} (inbound {m['inbound_id']})")
-        print(m["text"].strip()[:2000])
+        text = (m["text"] or "").strip()
+        print(text if args.full else text[:2000])
         for a in m["attachments"]:
             print(f"  [attachment] {a['filename']} {a['sniffed_type']} {a['size']} bytes "
                   f"-> {a['stored_name']}")
@@ -123,6 +128,22 @@ def ticket_show(settings, args) -> None:
         for e in data["events"]:
             parts = (minutes(e["at"]), e["kind"], _change(e), e["actor"], e["detail"])
             print("  " + " ".join(part for part in parts if part))
+
+
+def _with_originals(settings, data: dict) -> None:
+    """Each message's text as it came (quotes, signature and all), parsed again from
+    the raw store; a note where the raw bytes were not kept ([storage] keep_raw)."""
+    ids = [m["inbound_id"] for m in data["messages"] if m["inbound_id"]]
+    with gateway(settings, parse_workers=0) as gw:
+        with gw.db.unit_of_work() as session:
+            digests = dict(session.execute(select(Inbound.id, Inbound.sha256)
+                                           .where(Inbound.id.in_(ids))).all())
+        for m in data["messages"]:
+            digest = digests.get(m["inbound_id"])
+            if digest is None or not gw.storage.raw.exists(digest):
+                m["text"] = f"(the original was not kept; as stored:)\n{m['text'] or ''}"
+            else:
+                m["text"] = gw.parser.parse(gw.storage.raw.get(digest)).text
 
 
 def _change(event: dict) -> str:

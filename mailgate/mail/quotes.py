@@ -1,7 +1,10 @@
 """Quotes: the new text a writer typed into a reply, without the history. Pure.
 
-`strip_quoted` runs the reply's lines through `STEPS`, a plain ordered list.
-Each step either leaves the lines alone or keeps what lies above its cut:
+`new_text` runs the reply's lines through `STEPS`, a plain ordered list, and
+says "" when the writer typed nothing of their own (a reply that only quotes);
+`strip_quoted` gives the original back then. The clients' lines per language
+are in `attribution.py`. Each step either leaves the lines alone or keeps what
+lies above its cut:
 
 1. our own separator, `##- Please type your reply above this line -##` in any
    language, quoted or not;
@@ -13,7 +16,7 @@ Each step either leaves the lines alone or keeps what lies above its cut:
    its German, French, Spanish, Russian, Persian and Georgian forms, plus the
    verb-less Gmail form "<date> <time>, Name <a@b>:";
 5. "-----Original Message-----" and its translations;
-6. an Outlook header block (From/Sent/To/Subject, also de, fr, es, ru, fa),
+6. an Outlook header block (From/Sent/To/Subject, also de, fr, es, ru, fa, ka),
    with the `______` or `------` line above it;
 7. a trailing block of `>` lines;
 8. bottom posting: one leading quote block with the answer below it.
@@ -46,43 +49,11 @@ import functools
 import re
 from typing import Callable, Iterable, Iterator
 
+from .attribution import (ATTRIBUTIONS, BIDI, FORWARD, HEADER, LOOSE_ATTRIBUTION, MOBILE_FOOTER,
+                          ORIGINAL, RULE)
+
 # Our outgoing mail carries this line; the writer's text is above it.
 SEPARATOR = re.compile(r"^\s*>*\s*##-.*-##\s*$")
-
-# Direction marks and isolates that clients put around RTL text and addresses.
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-_DATE_FIRST = r"^(?:\S+\s+){0,3}\S*\d"  # a date within the first four words
-ATTRIBUTIONS = tuple(re.compile(p, re.IGNORECASE) for p in (
-    r"^-*\s*On\s.+wrote\s?:$",  # en: Gmail, Apple Mail, Thunderbird, Yahoo's "--- On ..."
-    r"^Am\s.+\sschrieb\b.*:$",  # de
-    r"^Le\s.+\sa\s[ée]crit\s?:$",  # fr
-    r"^El\s.+\sescribi[óo]\s?:$",  # es
-    _DATE_FIRST + r".*\s(?:пишет|написал|написала|написал\(а\))\s?:$",  # ru
-    _DATE_FIRST + r".*\sنوشت\s?:$",  # fa
-    _DATE_FIRST + r".*\s(?:წერს|დაწერა)\s?:$",  # ka
-    _DATE_FIRST + r".*\d:\d\d.*<[^<>\s]+@[^<>\s]+>\)?\s?:$",  # no verb: Gmail, Mail.ru in Russian
-))
-# What is left above our separator when a client's attribution is unknown to us.
-_LOOSE_ATTRIBUTION = re.compile(r"^(?=.*(?:@|\d:\d\d)).*:$")
-
-_HEADER = re.compile(
-    r"^\*?(?:(?P<sender>From|Von|De|От|از)"
-    r"|(?P<subject>Subject|Betreff|Objet|Asunto|Тема|موضوع)"
-    r"|(?P<other>Sent|Date|To|Cc|Gesendet|Datum|An|Envoyé|À|Enviado|Fecha|Para"
-    r"|Отправлено|Дата|Кому|Копия|ارسال شده|تاریخ|به|رونوشت))\*?\s?:", re.IGNORECASE)
-_ORIGINAL = re.compile(
-    r"^-{3,}\s*(?:Original Message|Ursprüngliche Nachricht|Message d'origine"
-    r"|Mensaje original|Исходное сообщение)\s*-{3,}$", re.IGNORECASE)
-_FORWARD = re.compile(
-    r"^(?:-+\s*(?:Forwarded message|Weitergeleitete Nachricht|Message transféré"
-    r"|Mensaje reenviado|Пересылаемое сообщение)\s*-+|Begin forwarded message:)$", re.IGNORECASE)
-_RULE = re.compile(r"^[_-]{20,}$")
-_MOBILE_FOOTER = re.compile(
-    r"^(?:Sent from my(?: [^\s,;:!?]+){1,4}|Get Outlook for (?:iOS|Android)"
-    r"|Von meinem(?: [^\s,;:!?]+){1,3} gesendet|Envoyé de mon(?: [^\s,;:!?]+){1,3}"
-    r"|Enviado desde mi(?: [^\s,;:!?]+){1,3}|Отправлено с(?: [^\s,;:!?]+){1,3})"
-    r"\.?(?:\s*<\S+>)?$", re.IGNORECASE)
 
 
 def strip_quoted(text: str) -> str:
@@ -90,11 +61,17 @@ def strip_quoted(text: str) -> str:
 
     When nothing of the writer's own would remain, the original text, stripped.
     """
+    return new_text(text) or text.strip()
+
+
+def new_text(text: str) -> str:
+    """What the writer typed above or between the quotes; "" when nothing (a reply
+    that only quotes, or an empty body)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     for step in STEPS:
         lines = step(lines)
     if _first_text(lines) is None:
-        return text.strip()
+        return ""
     return "\n".join(lines[_next_text(lines, 0):]).rstrip()
 
 
@@ -113,7 +90,7 @@ def _cut_at(candidates: Callable[[list[str]], Iterable[int]]) -> Callable[[list[
 
 
 def _separators(lines: list[str]) -> Iterator[int]:
-    return (i for i, line in enumerate(lines) if SEPARATOR.match(_BIDI.sub("", line)))
+    return (i for i, line in enumerate(lines) if SEPARATOR.match(BIDI.sub("", line)))
 
 
 def _without_attribution(lines: list[str]) -> list[str]:
@@ -128,7 +105,7 @@ def _without_attribution(lines: list[str]) -> list[str]:
     for start in range(max(last - 2, 0), last + 1):
         if start + _attribution_at(lines, start) == last + 1:
             return lines[:start]
-    return lines[:last] if _LOOSE_ATTRIBUTION.match(_plain(lines[last])) else lines
+    return lines[:last] if LOOSE_ATTRIBUTION.match(_plain(lines[last])) else lines
 
 
 def _after_separator(lines: list[str]) -> list[str]:
@@ -138,7 +115,7 @@ def _after_separator(lines: list[str]) -> list[str]:
 
 def _list_footers(lines: list[str]) -> Iterator[int]:
     for i, line in enumerate(lines[:-1]):
-        if _RULE.match(_plain(line)) and _plain(lines[i + 1]).lower().endswith("mailing list"):
+        if RULE.match(_plain(line)) and _plain(lines[i + 1]).lower().endswith("mailing list"):
             yield i
 
 
@@ -154,7 +131,7 @@ def _attributions(lines: list[str]) -> Iterator[int]:
 
 
 def _original_messages(lines: list[str]) -> Iterator[int]:
-    return (i for i, line in enumerate(lines) if _ORIGINAL.match(_plain(line)))
+    return (i for i, line in enumerate(lines) if ORIGINAL.match(_plain(line)))
 
 
 def _header_blocks(lines: list[str]) -> Iterator[int]:
@@ -163,8 +140,8 @@ def _header_blocks(lines: list[str]) -> Iterator[int]:
             continue
         above = _previous_text(lines, i)
         above_line = "" if above is None else _plain(lines[above])
-        if not _FORWARD.match(above_line):
-            yield above if _RULE.match(above_line) else i
+        if not FORWARD.match(above_line):
+            yield above if RULE.match(above_line) else i
 
 
 def _trailing_quote(lines: list[str]) -> Iterator[int]:
@@ -190,7 +167,7 @@ def _after_leading_quote(lines: list[str]) -> list[str]:
 def _mobile_footers(lines: list[str]) -> Iterator[int]:
     """A footer line after which the writer typed nothing (only quotes may follow)."""
     for i, line in enumerate(lines):
-        if _MOBILE_FOOTER.match(_plain(line)) and _first_text(lines[i + 1:]) is None:
+        if MOBILE_FOOTER.match(_plain(line)) and _first_text(lines[i + 1:]) is None:
             yield i
 
 
@@ -213,7 +190,7 @@ STEPS: tuple[Callable[[list[str]], list[str]], ...] = (
 @functools.lru_cache(maxsize=8192)  # the steps look at the same lines again and again
 def _plain(line: str) -> str:
     """The line without direction marks, its whitespace runs made single spaces."""
-    return " ".join(_BIDI.sub("", line).split())
+    return " ".join(BIDI.sub("", line).split())
 
 
 def _is_blank(line: str) -> bool:
@@ -262,7 +239,7 @@ def _is_header_block(lines: list[str], i: int) -> bool:
     """From and Subject among three or more header lines, starting at line `i`."""
     kinds = []
     for line in lines[i:i + 8]:
-        match = _HEADER.match(_plain(line))
+        match = HEADER.match(_plain(line))
         if _is_blank(line) or (match is None and not kinds):
             break
         if match:

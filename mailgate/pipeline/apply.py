@@ -7,6 +7,12 @@ mail never opens one, and an out-of-office reply on a ticket is recorded there a
 an `auto_reply` event, with no status change. A customer's reply moves a ticket
 that waited on them back to the agents; their close command (`#close`, or a
 localized word) runs only when a proof holds for them (`proof.py`).
+
+A reply is stored with its quoted history cut (`mail/quotes.py`, as for agents):
+agents and the status page read what the customer typed; the original, quotes
+and all, stays in the raw store (`ticket show --full`). A reply that only quotes
+(nothing typed, no file) is a `quote_only` event: stored, no status change, no
+notification.
 """
 from __future__ import annotations
 
@@ -88,8 +94,12 @@ def apply(ctx: Context) -> Applied:
     if not contact.locale and not ctx.automatic:  # answer in the language they write in
         contact.locale = guess_locale(msg.subject, ctx.reply_text)
     applied = _new_ticket(ctx, contact) if new else _continue(ctx, contact)
+    cut = ctx.decision.action != Action.NEW and not ctx.automatic  # a reply: quotes go
     applied.message, applied.refused = store_message(ctx, applied.ticket, "customer_reply",
-                                                     contact)
+                                                     contact, ctx.reply_text if cut else None)
+    if cut and ctx.reply_text != msg.text.strip():
+        applied.message.html_body = None  # the original, quotes and all, stays in the raw store
+        ctx.trace.append("apply: quoted history cut from the stored text")
     return applied
 
 
@@ -111,6 +121,13 @@ def _new_ticket(ctx: Context, contact: Contact) -> Applied:
 def _continue(ctx: Context, contact: Contact) -> Applied:
     ticket, author = ctx.ticket, ctx.author
     applied = Applied(ticket, None, created=False)
+    if _quotes_only(ctx):
+        applied.quote_only = True
+        tickets.record_event(ctx.session, ticket, "quote_only", author,
+                             detail="a reply with nothing typed above the quoted history")
+        ctx.trace.append(f"quote_only: recorded on #{ticket.number}, status unchanged, "
+                         "nobody notified")
+        return applied
     target = Status.OPEN if ctx.decision.action == Action.REOPEN \
         else REOPEN_ON_REPLY.get(ticket.status)
     command = "" if ctx.automatic else close_command(ctx.reply_text, ctx.settings)
@@ -131,6 +148,12 @@ def _continue(ctx: Context, contact: Contact) -> Applied:
             applied.status_change = (old, target)
     ticket.updated_at = ctx.now
     return applied
+
+
+def _quotes_only(ctx: Context) -> bool:
+    """A customer's reply that only quotes: text, none of it new, and no file."""
+    msg = ctx.msg
+    return not (ctx.automatic or msg.attachments or ctx.new_text or not msg.text.strip())
 
 
 def close_command(text: str, settings: Settings) -> str:

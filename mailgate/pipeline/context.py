@@ -16,8 +16,9 @@ from ..gateway import Gateway
 from ..mail.authres import Boundary
 from ..mail.guard import Verdict
 from ..mail.parse import ParsedMessage
-from ..mail.quotes import strip_quoted
+from ..mail import quotes
 from ..mail.route import Route
+from ..mail.rules import Ruling
 from ..mail.threads import Decision
 from ..models import Inbound, Message, Outbox, Ticket
 from ..proof import Proof
@@ -35,6 +36,7 @@ class Applied:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (filename, reason)
     status_change: tuple[str, str] | None = None
     refused_command: str = ""  # a command not run: nothing proved its sender
+    quote_only: bool = False  # a reply with nothing new above the history it quotes
 
 
 @dataclass(eq=False)
@@ -61,11 +63,14 @@ class Context:
     may_autorespond: bool = False
     # route
     route: Route | None = None
+    # rules: what the admin's rules decided (apply honours it on a new ticket)
+    ruling: Ruling | None = None
     # thread
     decision: Decision | None = None
     ticket: Ticket | None = None  # the ticket the decision names; after apply, the one written
     # apply
     applied: Applied | None = None
+    understood: list[dict] = field(default_factory=list)  # fields the customer set, for the ack
 
     @property
     def settings(self):
@@ -79,9 +84,9 @@ class Context:
 
     @property
     def quiet(self) -> bool:
-        """Automatic mail on a ticket that already was: stored, but it changes no
-        status, moves no deadline and tells nobody."""
-        return self.automatic and not self.applied.created
+        """Automatic mail, or a reply that only quotes, on a ticket that already was:
+        stored, but it changes no status, moves no deadline and tells nobody."""
+        return (self.automatic or self.applied.quote_only) and not self.applied.created
 
     @property
     def department_id(self) -> int | None:
@@ -89,9 +94,15 @@ class Context:
         return self.known.department_ids[self.route.department] if self.route else None
 
     @cached_property
+    def new_text(self) -> str:
+        """What the writer typed, quoted history cut (quotes.py), computed once; "" when
+        they typed nothing of their own."""
+        return quotes.new_text(self.msg.text)
+
+    @property
     def reply_text(self) -> str:
-        """The text with its quoted history cut (quotes.py), computed once."""
-        return strip_quoted(self.msg.text)
+        """The text with its quoted history cut; all of it when nothing of it is new."""
+        return self.new_text or self.msg.text.strip()
 
     def finish(self, outcome: Outcome, ticket: Ticket | None = None,
                reason: str = "") -> Result:
