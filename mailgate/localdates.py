@@ -59,6 +59,13 @@ def format_datetime(moment: datetime, locale: str, tz: str) -> str:
             return f"{_en_date(local.date())}, {clock} ({tz})"
 
 
+def format_due(moment: datetime, locale: str, tz: str) -> str:
+    """A deadline: ``format_datetime`` with the time zone named in every locale (en
+    names it already): ``شنبه ۲۳ آبان ۱۴۰۵، ساعت ۱۵:۳۰ (Asia/Tehran)``."""
+    text = format_datetime(moment, locale, tz)
+    return text if language(locale) == "en" else f"{text} ({tz})"
+
+
 def format_date(moment: datetime | date, locale: str, tz: str | None = None) -> str:
     """A date in ``locale``; an aware datetime is first moved to ``tz`` (required then)."""
     if isinstance(moment, datetime):

@@ -31,7 +31,8 @@ from jinja2 import (
 
 from ..config import Settings
 from ..mail.headers import one_line
-from ..localdates import format_date, format_datetime, language, to_persian_digits
+from ..localdates import format_date, format_datetime, format_due, language, to_persian_digits
+from ..status_labels import status_labels
 
 log = logging.getLogger("mailgate.templates")
 
@@ -102,6 +103,11 @@ class Templates:
                 value = dt.datetime.fromisoformat(value)
             return format_datetime(value, lang, tz) if value else ""
 
+        def due(value):  # a deadline: with its time zone in every locale
+            if isinstance(value, str):
+                value = dt.datetime.fromisoformat(value)
+            return format_due(value, lang, tz) if value else ""
+
         def day(value):
             if isinstance(value, str):
                 value = dt.datetime.fromisoformat(value)
@@ -116,8 +122,12 @@ class Templates:
                     f"{value / 1024:.0f} KB" if value >= 1024 else f"{value} B")
             return digits(text)
 
+        department = context.get("department")
+        labels = status_labels(self.settings, lang,
+                               department.get("key") if isinstance(department, dict) else None)
         return {**context, "locale": lang, "dir": "rtl" if lang in RTL else "ltr",
-                "when": when, "day": day, "digits": digits, "size": size}
+                "when": when, "due": due, "day": day, "digits": digits, "size": size,
+                "status_labels": labels}
 
     def render(self, name: str, locale: str, context: dict) -> Rendered:
         """The subject (one line), text and HTML of message `name`."""
