@@ -51,6 +51,21 @@ def timezone_for(settings: Settings, ticket: Ticket) -> str:
     return policy.timezone if policy.calendar != ALWAYS_UTC else settings.outbound.timezone
 
 
+def promised_hours(settings: Settings, ticket: Ticket) -> dict:
+    """The department's targets for the ticket's priority, told to the customer: hours
+    to the first answer and to the resolution (0: none set), and whether they are
+    working hours (a service calendar) or plain ones (24/7)."""
+    policy = settings.service.policy(ticket.department.key)
+
+    def hours(kind: str) -> float:
+        target = policy.target(kind, ticket.priority or "normal")
+        return round(target.total_seconds() / 3600, 1) if target else 0
+
+    return {"response_hours": hours("first_response"),
+            "resolution_hours": hours("resolution"),
+            "working_time": policy.calendar != ALWAYS_UTC}
+
+
 def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
     dept = ticket.department
     address, _ = department_sender(session, settings, ticket)
@@ -62,7 +77,8 @@ def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict
                    "created_at": iso(ticket.created_at),
                    "due_at": iso(ticket.first_response_due)},
         "department": {"key": dept.key, "name": dept.name, "address": address,
-                       "promise": dept.promise or settings.outbound.response_promise},
+                       "promise": dept.promise or settings.outbound.response_promise,
+                       **promised_hours(settings, ticket)},
         "requester": {"name": ticket.requester.name, "email": ticket.requester.email},
         "close_word": settings.outbound.close_words[0] if settings.outbound.close_words
         else "#close",
