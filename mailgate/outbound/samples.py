@@ -25,6 +25,9 @@ _BILLING = {
     "name": "Billing",
     "address": "billing@support.example.com",
     "promise": "We usually answer within one working day.",
+    "response_hours": 8,  # the first-response target for the ticket's priority
+    "resolution_hours": 72,
+    "working_time": True,
 }
 _MARYAM = {"name": "مریم احمدی", "email": "maryam.ahmadi@example.ir"}
 
