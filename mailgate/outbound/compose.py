@@ -12,19 +12,13 @@ import datetime as dt
 import email.utils
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from email.message import EmailMessage
-from email.policy import SMTP
 from typing import Callable
 
 from ..mail.headers import message_ids, normalize_address, one_line, safe_filename
+from . import mime
 from .render import Rendered
 
 AUTOMATIC_SUPPRESS = "All"  # X-Auto-Response-Suppress: ask Exchange not to auto-answer us
-# The stdlib wraps an unstructured header value longer than max_line_length that
-# has no space in it into RFC 2047 encoded words; In-Reply-To and References are
-# unstructured to it, and an encoded Message-ID no longer threads anywhere.
-# Message-IDs must stay literal, so lines may be as long as RFC 5322 allows.
-POLICY = SMTP.clone(max_line_length=998)
 
 
 def header_text(value: object, max_len: int = 900) -> str:
@@ -62,20 +56,18 @@ class Headers:
 def build_email(headers: Headers, rendered: Rendered, files: list[dict] = (),
                 read_file: Callable[[str], bytes] | None = None) -> bytes:
     """The mail's bytes: `rendered` as text (and HTML), and each of `files` (stored
-    attachments: sha256, filename, content_type) read with `read_file`."""
-    msg = EmailMessage(policy=POLICY)
-    _write_headers(msg, headers, rendered.subject)
-    msg.set_content(rendered.text)
+    attachments: sha256, filename, content_type) read with `read_file`. Written
+    as bytes (`mime.py`), not through `EmailMessage`: a third of the sender's CPU went
+    to its header policy."""
+    body = mime.text_part(rendered.text, "plain")
     if rendered.html is not None:
-        msg.add_alternative(rendered.html, subtype="html")
-    for item in files:
-        data = read_file(item["sha256"])
-        maintype, _, subtype = (item.get("content_type") or "application/octet-stream"
-                                ).partition("/")
-        msg.add_attachment(data, maintype=maintype or "application",
-                           subtype=subtype or "octet-stream",
-                           filename=safe_filename(header_text(item.get("filename"), 1000)))
-    return msg.as_bytes(policy=POLICY)
+        body = mime.multipart("alternative", [body, mime.text_part(rendered.html, "html")])
+    if files:
+        body = mime.multipart("mixed", [body] + [
+            mime.attachment_part(read_file(item["sha256"]), item.get("content_type"),
+                                 safe_filename(header_text(item.get("filename"), 1000)))
+            for item in files])
+    return _header_block(headers, rendered.subject) + b"MIME-Version: 1.0\r\n" + body
 
 
 def date_header(moment: dt.datetime | None = None) -> str:
@@ -83,24 +75,25 @@ def date_header(moment: dt.datetime | None = None) -> str:
     return email.utils.format_datetime(moment or dt.datetime.now(dt.timezone.utc))
 
 
-def _write_headers(msg: EmailMessage, headers: Headers, subject: str) -> None:
+def _header_block(headers: Headers, subject: str) -> bytes:
     from_addr = normalize_address(headers.sender)
     if from_addr is None:
         raise ValueError(f"not a sender address: {headers.sender!r}")
-    msg["From"] = email.utils.formataddr((header_text(headers.sender_name, 200), from_addr))
-    msg["To"] = address_header(headers.recipients)
-    msg["Subject"] = header_text(subject)
-    msg["Date"] = date_header()
-    msg["Message-ID"] = message_ids(headers.message_id)[0]
+    lines = [("From", mime.mailbox(header_text(headers.sender_name, 200), from_addr)),
+             ("To", address_header(headers.recipients)),
+             ("Subject", mime.text_value(header_text(subject))),
+             ("Date", date_header()),
+             ("Message-ID", message_ids(headers.message_id)[0])]
     parents = message_ids(headers.in_reply_to)
     if parents:
-        msg["In-Reply-To"] = parents[0]
+        lines.append(("In-Reply-To", parents[0]))
     chain = message_ids(headers.references)[-20:]
     if chain:
-        msg["References"] = " ".join(chain)
+        lines.append(("References", " ".join(chain)))
     if headers.auto_submitted:
-        msg["Auto-Submitted"] = headers.auto_submitted
-        msg["X-Auto-Response-Suppress"] = AUTOMATIC_SUPPRESS
-    msg["X-Mailgate-Loop"] = header_text(headers.loop_marker, 100)
-    for name, value in headers.extra.items():
-        msg[name] = header_text(value, 200)
+        lines += [("Auto-Submitted", headers.auto_submitted),
+                  ("X-Auto-Response-Suppress", AUTOMATIC_SUPPRESS)]
+    lines.append(("X-Mailgate-Loop", mime.text_value(header_text(headers.loop_marker, 100))))
+    lines += [(name, mime.text_value(header_text(value, 200)))
+              for name, value in headers.extra.items()]
+    return b"".join(mime.header_line(name, value) for name, value in lines)
