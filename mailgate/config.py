@@ -25,6 +25,7 @@ from .config_mail import (MIN_SECRET_BYTES, DepartmentRouting, RoutingSettings,
                           SecuritySettings, SpamSettings, ThreadingSettings)
 from .config_transports import (HttpSettings, ImapAccount, LmtpSettings, OutboundSettings,
                                 SmsSettings, SmtpSettings)
+from .config_web import WebSettings
 from .service import ServiceSettings
 from .status_labels import StatusLabels, read_status_labels
 
@@ -33,7 +34,7 @@ __all__ = ["ConfigError", "Settings", "load_settings", "split_hostport", "MiB",
            "LimitSettings", "ThreadingSettings", "RoutingSettings", "DepartmentRouting",
            "GatewaySettings", "DaemonSettings", "SecuritySettings", "SpamSettings",
            "LogSettings", "SmtpSettings", "LmtpSettings", "HttpSettings", "ImapAccount",
-           "OutboundSettings", "SmsSettings", "ServiceSettings"]
+           "OutboundSettings", "SmsSettings", "ServiceSettings", "WebSettings"]
 
 DEFAULT_ALLOWED_TYPES = (
     "application/pdf",
@@ -185,6 +186,7 @@ class Settings:
     security: SecuritySettings = SecuritySettings()
     spam: SpamSettings = SpamSettings()
     service: ServiceSettings = ServiceSettings()
+    web: WebSettings = WebSettings()
     statuses: StatusLabels = key(StatusLabels(), read=read_status_labels)  # status_labels.py
     customers: CustomerSettings = CustomerSettings()
     imap: tuple[ImapAccount, ...] = ()

@@ -52,6 +52,7 @@ class Daemon:
         self.listeners = Listeners(self.intake, settings)
         self.http = HealthEndpoint(self.gw.db, self.metrics, self.gw.storage, self.listeners)
         self.schedule = Schedule(self.gw, self.intake, self.metrics, self.wake_sender)
+        self.web = _web_server(self.gw, settings, self.wake_sender)
         self._stop: asyncio.Event | None = None
         self._reloading = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,6 +68,8 @@ class Daemon:
         # the delivery workers start now, so that the first message does not wait for them
         await in_pool(self.delivery.start)
         await self.listeners.open(self.http)
+        if self.web is not None:
+            self.listeners.addresses["web"].append(self.web.start())
         # orphan temporary files of a killed predecessor; the sender replays its journal
         await in_pool(self.gw.storage.remove_orphans)
         await in_pool(self.sender.start)
@@ -74,7 +77,8 @@ class Daemon:
         addresses = self.listeners.addresses
         log.info("started", extra={"fields": {
             "smtp": _fmt(addresses["smtp"]), "lmtp": _fmt(addresses["lmtp"]),
-            "http": _fmt(addresses["http"]), "imap": ",".join(self.schedule.pollers) or None,
+            "http": _fmt(addresses["http"]), "web": _fmt(addresses["web"]),
+            "imap": ",".join(self.schedule.pollers) or None,
             "database": self.gw.db.engine.url.render_as_string(hide_password=True)}})
 
     def wake_sender(self) -> None:
@@ -133,6 +137,8 @@ class Daemon:
         log.info("stopped")
 
     def _stop_background(self) -> None:
+        if self.web is not None:
+            self.web.stop(self.settings.daemon.shutdown_timeout)
         self.schedule.stop()
         self.sender.stop(self.settings.daemon.shutdown_timeout)
         self.listeners.close()
@@ -162,6 +168,15 @@ class Daemon:
 def _delivery_pool(gw: Gateway, settings: Settings) -> DeliveryPool:
     """`[daemon] delivery_workers` processes; 0: two per CPU."""
     return DeliveryPool(gw, settings.daemon.delivery_workers or 2 * (os.cpu_count() or 1))
+
+
+def _web_server(gw: Gateway, settings: Settings, wake):
+    """The status pages' server when `[web] listen` is set (`mailgate/web/`), else None."""
+    if not settings.web.listen:
+        return None
+    # only a daemon that serves the pages loads Starlette and uvicorn
+    from ..web.server import WebServer
+    return WebServer(gw, settings.web.listen, wake)
 
 
 def _fmt(addresses) -> str | None:

@@ -25,7 +25,7 @@ DRAIN_GRACE = 1.0
 
 class Listeners:
     """Every socket the daemon listens on; `addresses` holds the bound (host, port)
-    pairs by kind ("smtp", "lmtp", "http")."""
+    pairs by kind ("smtp", "lmtp", "http", and "web": the status pages, `mailgate/web/`)."""
 
     def __init__(self, intake: Intake, settings: Settings):
         self.settings = settings
@@ -34,7 +34,8 @@ class Listeners:
         self.lmtp_handler = Handler(intake, self.executor, settings, "LMTP")
         self.servers: list[asyncio.base_events.Server] = []
         self.sessions: weakref.WeakSet = weakref.WeakSet()
-        self.addresses: dict[str, list[tuple[str, int]]] = {"smtp": [], "lmtp": [], "http": []}
+        self.addresses: dict[str, list[tuple[str, int]]] = {"smtp": [], "lmtp": [], "http": [],
+                                                            "web": []}
 
     async def open(self, http: HealthEndpoint) -> None:
         """Listen on `[smtp] listen`, `[lmtp] listen` and `[http] listen`."""

@@ -6,6 +6,8 @@ ISO 8601 dates (`samples.py` shows the shapes).
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +17,7 @@ from ..models import Address, Contact, Department, Message, Ticket, iso
 from ..service import ALWAYS_UTC
 from ..signing import mail_host
 from ..tickets import token_for
+from ..web.links import status_url
 
 
 def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
@@ -84,6 +87,13 @@ def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict
         else "#close",
         "timezone": timezone_for(settings, ticket),
     }
+
+
+def reader_context(settings: Settings, ticket: Ticket, reader: Contact,
+                   now: dt.datetime) -> dict:
+    """What mail to one customer carries for them alone: `status_url`, the ticket's
+    status page signed for that reader ("" without `[web] base_url`)."""
+    return {"status_url": status_url(settings, ticket.id, reader.id, now)}
 
 
 def message_context(message: Message) -> dict:

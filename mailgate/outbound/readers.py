@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
 from ..signing import TEAM, Reader, signer_for
-from .contexts import department_sender, locale_for, ticket_context
+from .contexts import department_sender, locale_for, reader_context, ticket_context
 from .outbox import AUTO_REPLIED, Mail, queue, queue_sms
 from .reflect import safe_name
 from .thread_headers import agent_thread_headers, thread_headers
@@ -55,8 +55,8 @@ def to_reader(session: Session, settings: Settings, ticket: Ticket, reader: Cont
     in_reply_to, references = threading
     return queue(session, settings, Mail(
         kind=kind, recipients=[reader.email], locale=locale_for(settings, reader, ticket),
-        context={**context, "recipient": {"name": name, "email": reader.email,
-                                          "role": "customer"}},
+        context={**context, **reader_context(settings, ticket, reader, now),
+                 "recipient": {"name": name, "email": reader.email, "role": "customer"}},
         sender=department_sender(session, settings, ticket), ticket=ticket,
         message_id=signer_for(settings).message_id(ticket.id, reader.id, Reader.CUSTOMER, now),
         in_reply_to=in_reply_to, references=references, rate_network=network), now)

@@ -53,6 +53,11 @@ _SUPPORT = {
 _LEVAN = {"name": "ლევან ჯავახიშვილი", "email": "levan.javakhishvili@example.ge"}
 _NINO = {"name": "ნინო ბერიძე", "email": "nino.beridze@support.example.com"}
 
+# a status page link (web/links.py), signed for one reader
+_STATUS_URL = ("https://support.example.com/status/ticket/"
+               "t17.4.6a5b1c00.1f2e0123456789abcdef0123456789abcdef")
+_LIST_URL = ("https://support.example.com/status/tickets/"
+             "l0.4.6a5b1c00.1f2e89abcdef0123456789abcdef01234567")
 _RECEIPT = {"filename": "رسید-بانک.pdf", "size": 184_320}
 _STATEMENT_OCT = {"filename": "bank-statement-2026-10.pdf", "size": 6_291_456}
 _STATEMENT_NOV = {"filename": "bank-statement-2026-11.pdf", "size": 6_815_744}
@@ -71,14 +76,16 @@ def _billing(recipient_role: str = "customer") -> dict:
     recipient = ({**_MARYAM, "role": "customer"} if recipient_role == "customer"
                  else {"name": "", "email": "billing-team@support.example.com", "role": "agent"})
     return {"ticket": _BILLING_TICKET, "department": _BILLING, "requester": _MARYAM,
-            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tehran"}
+            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tehran",
+            "status_url": _STATUS_URL}
 
 
 def _support(recipient_role: str = "customer") -> dict:
     recipient = ({**_LEVAN, "role": "customer"} if recipient_role == "customer"
                  else {"name": "", "email": "support-team@support.example.com", "role": "agent"})
     return {"ticket": _SUPPORT_TICKET, "department": _SUPPORT, "requester": _LEVAN,
-            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tbilisi"}
+            "recipient": recipient, "close_word": "#close", "timezone": "Asia/Tbilisi",
+            "status_url": _STATUS_URL}
 
 
 SAMPLES: dict[str, dict] = {
@@ -122,6 +129,7 @@ SAMPLES: dict[str, dict] = {
         "status": {"old": "answered", "new": "resolved",
                    "reason": "The line was moved to a new port on 14 November."},
     },
+    "status_link": {**_billing(), "list_url": _LIST_URL},
     "merged": {
         **_billing(),
         "merged": {"number": "100020", "token": "[MG#100020]",
