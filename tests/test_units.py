@@ -119,7 +119,7 @@ def test_sanitizer_keeps_formatting_and_cid_images():
 
 def test_html_to_text():
     text = html_to_text("<p>Hello<br>world</p><script>x()</script><ul><li>a</li></ul>")
-    assert text == "Hello\nworld\n\n- a"
+    assert text == "Hello\nworld\n\n  * a"
 
 
 @pytest.mark.parametrize("data,declared,expected", [

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from . import uudecode, words
 from .charsets import Reader
-from .sanitize import html_to_text
+from .htmltext import html_to_text
 from .tree import with_boundary_found
 
 # extensions for unnamed parts; anything else asks `mimetypes`

@@ -1,4 +1,4 @@
-"""HTML bodies: sanitized with nh3 (ammonia) before they are stored, and turned into text.
+"""HTML bodies: sanitized with nh3 (ammonia) before they are stored (their text: htmltext.py).
 
 bleach, named in the design card, declared itself unmaintained in June 2026;
 nh3 is maintained and a Rust library underneath. Only formatting tags are
@@ -7,10 +7,6 @@ and images load only from the message itself (`cid:`), so viewing a stored
 ticket never fetches a URL chosen by the sender.
 """
 from __future__ import annotations
-
-import html
-import re
-from html.parser import HTMLParser
 
 import nh3
 
@@ -59,50 +55,7 @@ def sanitize_html(source: str) -> str:
     )
 
 
-class _TextExtractor(HTMLParser):
-    BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-             "blockquote", "pre", "table", "hr", "dt", "dd"}
-    SKIP = DROP_WITH_CONTENT
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-        self.in_head = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "body" and self.in_head:
-            # a body closes an unclosed head (as browsers read it), and whatever
-            # was left open inside that head with it
-            self.in_head, self.skipping = False, 0
-        elif tag in self.SKIP:
-            self.skipping += 1
-            self.in_head = self.in_head or tag == "head"
-        elif tag in self.BLOCK:
-            self.parts.append("\n")
-        if tag == "li":
-            self.parts.append("- ")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP:
-            self.skipping = max(0, self.skipping - 1)
-            self.in_head = self.in_head and tag != "head"
-        elif tag in self.BLOCK:
-            self.parts.append("\n")
-
-    def handle_data(self, data):
-        if not self.skipping:
-            self.parts.append(re.sub(r"[ \t\r\n]+", " ", data))
-
-
 def html_to_text(source: str) -> str:
-    """Readable plain text of an HTML body (for messages that have no text part)."""
-    parser = _TextExtractor()
-    try:
-        parser.feed(source)
-        parser.close()
-    except Exception:  # HTMLParser is lenient, but never let a body break a message
-        return html.unescape(re.sub(r"<[^>]*>", " ", source))
-    text = "".join(parser.parts)
-    lines = [line.strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    """Readable plain text of an HTML body: `htmltext.html_to_text`, named here too."""
+    from .htmltext import html_to_text as laid_out  # htmltext reads this module's tag lists
+    return laid_out(source)
