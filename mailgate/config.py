@@ -21,6 +21,7 @@ from urllib.parse import quote
 from .config_checks import at_least, one_of, positive, split_hostport
 from .config_customers import CustomerSettings
 from .config_keys import MiB, Reader, key
+from .config_rules import FieldSettings, Rule, rule_problems
 from .config_mail import (MIN_SECRET_BYTES, DepartmentRouting, RoutingSettings,
                           SecuritySettings, SpamSettings, ThreadingSettings)
 from .config_transports import (HttpSettings, ImapAccount, LmtpSettings, OutboundSettings,
@@ -190,6 +191,8 @@ class Settings:
     statuses: StatusLabels = key(StatusLabels(), read=read_status_labels)  # status_labels.py
     customers: CustomerSettings = CustomerSettings()
     imap: tuple[ImapAccount, ...] = ()
+    fields: FieldSettings = FieldSettings()  # what a customer's mail may set (config_rules)
+    rules: tuple[Rule, ...] = ()  # [[rules]]: the admin's, in order
     source: str = key("(defaults)", toml=False)  # the file read, for messages
 
     @property
@@ -221,6 +224,7 @@ class Settings:
             if account.name in names:
                 yield f"imap[{i}].name", f"duplicate account name {account.name!r}"
             names.add(account.name)
+        yield from rule_problems(self.rules, self.fields)
 
 
 def load_settings(path: str | os.PathLike | None = None, env: dict | None = None) -> Settings:

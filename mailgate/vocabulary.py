@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     APPENDED = "appended"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
+    SPAM = "spam"  # an admin's rule says so: kept, never a ticket (guard's spam: quarantine)
     BOUNCE = "bounce"
     QUARANTINED = "quarantined"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
@@ -32,6 +33,8 @@ class Ticket(Base):
     status: Mapped[str] = mapped_column(String(16), default="new", index=True)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     category: Mapped[str | None] = mapped_column(String(100))
+    product: Mapped[str | None] = mapped_column(String(100))  # [fields] products
+    tags: Mapped[list[str] | None] = mapped_column(JSON)  # set by [[rules]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # reports
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     first_response_at: Mapped[dt.datetime | None]

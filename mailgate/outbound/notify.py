@@ -33,20 +33,24 @@ from .readers import agent_recipients  # noqa: F401
 
 def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, message: Message,
                      may_autorespond: bool, refused: list[tuple[str, str]],
-                     now: dt.datetime, network: str | None = None) -> list[str]:
+                     now: dt.datetime, network: str | None = None,
+                     understood: list[dict] = (), no_ack: str = "") -> list[str]:
     """Acknowledgement (+ SMS) and rejection notice to the requester, notification to agents.
-    `network`: the client network the mail came from (automatic-reply caps).
-    Returns trace lines."""
+    `network`: the client network the mail came from (automatic-reply caps);
+    `understood`: the fields the customer set, shown in the acknowledgement; `no_ack`:
+    why none goes out (an admin's rule), or "". Returns trace lines."""
     notes = []
     base = ticket_context(session, settings, ticket)
     limited = over_rate_limit(session, settings, ticket.requester.email, now, network) \
-        if may_autorespond else None
-    if may_autorespond and not limited:
+        if may_autorespond and not no_ack else None
+    if may_autorespond and no_ack:
+        notes.append(f"notify: no acknowledgement, {no_ack}")
+    elif may_autorespond and not limited:
         # the sender may be forged: repeat nothing of theirs but a cut, defanged subject
         # and name, so an acknowledgement can't carry someone's text to a victim
         safe = reflected(base)
         to_customer(session, settings, ticket, "ack",
-                    {**safe, "message": {"attachments": [
+                    {**safe, "understood": list(understood), "message": {"attachments": [
                         {"filename": safe_text(a.filename), "size": a.size}
                         for a in message.attachments]}},
                     now, answering=message, network=network)

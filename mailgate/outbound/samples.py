@@ -90,7 +90,11 @@ def _support(recipient_role: str = "customer") -> dict:
 
 SAMPLES: dict[str, dict] = {
     "_default": _billing(),
-    "ack": {**_billing(), "message": {"attachments": [_RECEIPT]}},  # no body: notify.py
+    "ack": {**_billing(), "message": {"attachments": [_RECEIPT]},  # no body: notify.py
+            # the fields the customer set by mail (pipeline/rules.py), labels per locale
+            "understood": [{"field": "category", "value": "billing",
+                            "labels": {"en": "Billing", "fa": "مالی", "ka": "ბილინგი"}},
+                           {"field": "priority", "value": "high", "labels": {}}]},
     "command_refused": {**_support(), "command": "#close"},
     "new_ticket": {
         **_billing("agent"),

@@ -28,6 +28,7 @@ from ..models import Contact, Ticket
 from ..vocabulary import Outcome, Status
 from .context import Applied, Context
 from .envelope import Result
+from .rules import set_fields
 from .store import store_message
 from .thread import new_ticket_subject
 
@@ -115,6 +116,7 @@ def _new_ticket(ctx: Context, contact: Contact) -> Applied:
         if addr and addr != contact.email and addr not in own:
             tickets.add_participant(ctx.session, ticket,
                                     tickets.contact_for(ctx.session, addr), "cc")
+    set_fields(ctx, ticket)  # what the customer asked for and the rules set (rules.py)
     return Applied(ticket, None, created=True)
 
 

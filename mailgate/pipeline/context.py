@@ -18,6 +18,7 @@ from ..mail.guard import Verdict
 from ..mail.parse import ParsedMessage
 from ..mail import quotes
 from ..mail.route import Route
+from ..mail.rules import Ruling
 from ..mail.threads import Decision
 from ..models import Inbound, Message, Outbox, Ticket
 from ..proof import Proof
@@ -62,11 +63,14 @@ class Context:
     may_autorespond: bool = False
     # route
     route: Route | None = None
+    # rules: what the admin's rules decided (apply honours it on a new ticket)
+    ruling: Ruling | None = None
     # thread
     decision: Decision | None = None
     ticket: Ticket | None = None  # the ticket the decision names; after apply, the one written
     # apply
     applied: Applied | None = None
+    understood: list[dict] = field(default_factory=list)  # fields the customer set, for the ack
 
     @property
     def settings(self):

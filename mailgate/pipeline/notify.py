@@ -17,9 +17,11 @@ def step(ctx: Context) -> Result | None:
     network = notify.network_of(ctx.boundary.client)
     session.flush()  # the new ticket's number and relations are needed for the mail
     if applied.created:
+        ruling = ctx.ruling
+        no_ack = f"rule {ruling.by['acknowledge']!r}" if ruling and not ruling.acknowledge else ""
         ctx.trace.extend(notify.after_new_ticket(
             session, settings, applied.ticket, applied.message, ctx.may_autorespond,
-            applied.refused, now, network))
+            applied.refused, now, network, ctx.understood, no_ack))
         return None
     ctx.trace.extend(notify.after_customer_reply(
         session, settings, applied.ticket, applied.message, ctx.may_autorespond,

@@ -25,7 +25,7 @@ from ..models import Inbound
 from ..storage import sha256_hex
 from ..vocabulary import Outcome, Source
 from . import (agent, apply, author, dedup, deadlines, guard, notify, quarantine, record,
-               reports, route, thread, verp)
+               reports, route, rules, thread, verp)
 from .context import Context
 from .envelope import Envelope, Result
 
@@ -36,6 +36,7 @@ STEPS = (
     reports,    # bounces and read receipts about our mail: an event
     author,     # From, the requester, and what proves them
     route,      # the department, by the address it was sent to
+    rules,      # the admin's [[rules]]: spam/ignore end here; department, fields for apply
     thread,     # the ticket it continues, if any
     agent,      # a proven agent's answer or #new
     apply,      # the ticket made or continued, the message and attachments stored
