@@ -24,13 +24,11 @@ Environment: BENCH_WORKERS=N sets `[daemon] delivery_workers` (default: two per 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -43,7 +41,7 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.smtp_ingest import build_messages, cpu_seconds  # noqa: E402
+from benchmarks.smtp_ingest import build_messages, cpu_seconds, tree_at  # noqa: E402
 from tests.servers.daemon import DaemonProcess  # noqa: E402
 from tests.servers.dovecot import DovecotServer, running_dovecot  # noqa: E402
 
@@ -74,16 +72,6 @@ class Figures:
               f"(main process {self.cpu_main * per:4.1f}, workers "
               f"{'/'.join(f'{w * per:.1f}' for w in self.cpu_workers)}), PostgreSQL "
               f"{self.cpu_postgres * per:4.1f} ms\n{'':10s} {self.memory}", flush=True)
-
-
-def tree_at(ref: str) -> Path:
-    """The files of git `ref`, extracted into a temp folder."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True,
-                             capture_output=True).stdout
-    folder = Path(tempfile.mkdtemp(prefix="mailgate-baseline-"))
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder)
-    return folder
 
 
 def append_backlog(server: DovecotServer, user: str, messages: list[bytes]) -> int:
