@@ -17,6 +17,7 @@ from mailgate.gateway import Gateway
 from mailgate.models import Contact, Message, Outbox, Ticket
 from mailgate.pipeline import Envelope, ingest
 from mailgate.signing import signer_for
+from mailgate.status_labels import StatusLabels
 from mailgate.web.app import create_app
 from mailgate.web.links import Scope, make, status_url
 from tests.mails import make_mail
@@ -102,6 +103,19 @@ def test_the_page_shows_the_public_conversation_only(wgw, client):
     assert "Please unplug it first." in html and "Agent Smith" in html
     assert "broke it twice" not in html
     assert html.index("It is on fire.") < html.index("Please unplug it first.")
+
+
+def test_replies_show_what_the_customer_typed_and_statuses_their_configured_label(wgw, client):
+    ticket = new_ticket(wgw)
+    quoted = ("The smoke has stopped now.\n\nOn Mon, 30 Nov 2026 at 10:00, Support wrote:\n"
+              "> We have opened ticket\n> It is on fire.\n")
+    ingest(wgw, make_mail(sender="Maryam <maryam@example.ir>", body=quoted,
+                          subject=f"Re: [MG#{ticket.number}] Printer on fire"), PIPE)
+    wgw.settings = wgw.settings.replace(
+        statuses=StatusLabels(locales=(("en", (("new", "Received"),)),)))
+    html = client.get(path_of(ack_link(wgw, ticket))).text
+    assert "The smoke has stopped now." in html and "We have opened ticket" not in html
+    assert 'data-status="new">Received<' in html
 
 
 def test_attachments_download_through_signed_links(wgw, client):

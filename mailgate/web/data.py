@@ -66,15 +66,17 @@ def message_view(message: Message) -> dict:
 
 def ticket_view(session: Session, settings: Settings, ticket: Ticket) -> dict:
     """The ticket and its public conversation, newest message last."""
+    # an agent's mail of commands only, a customer's reply that only quoted: nothing to read
     messages = [message_view(m) for m in public_messages(session, ticket)
-                if m.kind != "agent_reply" or m.text_body.strip()]
+                if m.text_body.strip() or m.html_body or m.attachments]
     return {**summary(settings, ticket), "messages": messages}
 
 
 def summary(settings: Settings, ticket: Ticket) -> dict:
     return {"id": ticket.id, "number": ticket.number, "subject": ticket.subject,
             "status": ticket.status, "category": ticket.category or "",
-            "department": ticket.department.name, "priority": ticket.priority,
+            "department": ticket.department.name, "department_key": ticket.department.key,
+            "priority": ticket.priority,
             "created_at": ticket.created_at, "updated_at": ticket.updated_at,
             "closed_at": ticket.closed_at, "timezone": timezone_for(settings, ticket)}
 

@@ -1,11 +1,12 @@
 """The words of the status pages in en, fa and ka, and how the pages show values
-in a locale (dates in its calendar, digits, status names)."""
+in a locale (dates in its calendar, digits, status names from `status_labels.py`)."""
 from __future__ import annotations
 
 import datetime as dt
 
 from ..config import Settings
 from ..localdates import format_date, format_datetime, language, to_persian_digits
+from ..status_labels import status_label
 
 LOCALES = {"en": "English", "fa": "فارسی", "ka": "ქართული"}
 RTL = {"fa"}
@@ -73,23 +74,6 @@ WORDS = {
     },
 }
 
-STATUS_NAMES = {
-    "en": {"new": "New", "open": "Open", "in_progress": "In progress", "answered": "Answered",
-           "resolved": "Resolved", "closed": "Closed"},
-    "fa": {"new": "جدید", "open": "باز", "in_progress": "در حال بررسی", "answered": "پاسخ داده شد",
-           "resolved": "حل شد", "closed": "بسته"},
-    "ka": {"new": "ახალი", "open": "ღია", "in_progress": "მუშავდება", "answered": "პასუხი გაცემულია",
-           "resolved": "გადაწყვეტილია", "closed": "დახურული"},
-}
-
-
-def status_label(settings: Settings, status: str, lang: str, department: str | None = None
-                 ) -> str:
-    """The name of a status on the pages. One place to switch to the labels an admin
-    sets per locale and department (issue 12, section 5) once they exist."""
-    return STATUS_NAMES[lang].get(status, status)
-
-
 class Speaker:
     """The page's words and values in one locale: `t("subject")`, `when(moment)`."""
 
@@ -112,8 +96,9 @@ class Speaker:
     def day(self, moment: dt.datetime | str | None, tz: str) -> str:
         return format_date(_moment(moment), self.lang, tz) if moment else ""
 
-    def status(self, status: str) -> str:
-        return status_label(self.settings, status, self.lang)
+    def status(self, status: str, department: str | None = None) -> str:
+        """A status as `[statuses]` names it in this locale (for `department`, a key)."""
+        return status_label(self.settings, status, self.lang, department)
 
     def size(self, value: int) -> str:
         text = (f"{value / 1048576:.1f} MB" if value >= 1048576 else
