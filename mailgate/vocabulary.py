@@ -37,6 +37,7 @@ class Outcome(StrEnum):
     APPENDED = "appended"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
+    TICKET_LIST = "ticket_list"  # a customer's "#tickets": answered with their list, no ticket
     SPAM = "spam"  # an admin's rule says so: kept, never a ticket (guard's spam: quarantine)
     BOUNCE = "bounce"
     QUARANTINED = "quarantined"

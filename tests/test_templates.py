@@ -103,7 +103,7 @@ def test_mail_renders_with_its_sample(templates, name, locale):
     rendered = templates.render(name, locale, sample(name))
 
     assert rendered.subject and "\n" not in rendered.subject and "\r" not in rendered.subject
-    if name != "digest":
+    if name not in ("digest", "my_tickets"):  # about many tickets, not one
         token = SAMPLES.get(name, SAMPLES["_default"])["ticket"]["token"]
         assert token in rendered.subject
     first_line = rendered.text.split("\n", 1)[0]

@@ -18,7 +18,7 @@ import traceback
 from typing import Iterable
 
 MODULES = ("run", "ingest", "admin", "tickets", "quarantine", "outbox", "service", "db",
-           "storage", "report")
+           "storage", "report", "rules")
 
 # command -> (module that registers it, its line in `mailgate --help`), in the order
 # the modules register them. tests/test_package.py checks it against the modules.
@@ -40,6 +40,7 @@ COMMANDS = {
     "check": ("db", "validate the configuration and what it points at"),
     "storage": ("storage", "blob storage: copy to S3, check"),
     "report": ("report", "response and resolution times, SLA breaches"),
+    "rule": ("rules", "[[rules]] and the fields customers set by mail"),
 }
 
 

@@ -83,10 +83,16 @@ def database_problems(settings: Settings, session: Session) -> list[Finding]:
     named = [("routing.catch_all", settings.routing.catch_all)]
     named += [(f"imap[{i}].department", a.department) for i, a in enumerate(settings.imap)]
     named += [(f"service.departments.{key}", key) for key, _ in settings.service.departments]
+    named += [(f"fields.departments.{key}", key) for key, _ in settings.fields.departments]
+    named += [(f"rules[{i}].department", r.department) for i, r in enumerate(settings.rules)]
     found = [(where, _no_department(key, departments)) for where, key in named
              if key and key not in departments]
     found += _flagged([(f"department:{key}.locale", locale_problem(dept.locale or ""))
                        for key, dept in sorted(departments.items())])
+    active = set(session.scalars(select(Agent.email).where(Agent.active.is_(True))))
+    found += [(f"rules[{i}].assignee", f"{rule.assignee} is not an active agent")
+              for i, rule in enumerate(settings.rules)
+              if rule.assignee and rule.assignee.lower() not in active]
     routed = dict(session.execute(select(Address.address, Department.key).join(Department)).all())
     ours = [("service.escalation_contacts", a) for a in settings.service.escalation_contacts]
     ours += [(f"service.departments.{key}.escalation_contacts", a)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import jdatetime
 
@@ -48,12 +48,13 @@ _SPLIT = re.compile(r"[\s,;:،؛]+")
 @dataclass(frozen=True)
 class TicketQuery:
     """What the customer asked for. `statuses` empty: any; `since` None: any date;
-    `category` "": any. `notes`: what was not understood (said in the answer)."""
+    `category` "": any. `notes`: what looked like a date but is none (the answer says so)."""
     where: str  # "subject" | "first line"
     statuses: frozenset[str] = frozenset()
     since: dt.date | None = None
     category: str = ""
     notes: tuple[str, ...] = field(default=())
+    language: str = ""  # that of the request word ("" for #tickets): the answer's, failing others
 
     def describe(self) -> str:
         """One line for the decision trace."""
@@ -64,7 +65,7 @@ class TicketQuery:
             parts.append(f"since {self.since.isoformat()}")
         if self.category:
             parts.append(f"category {self.category!r}")
-        parts += [f"not understood: {note}" for note in self.notes]
+        parts += [f"not a date: {note}" for note in self.notes]
         return ", ".join(parts)
 
 
@@ -73,6 +74,26 @@ def normalize(text: str) -> str:
     marks dropped, a zero-width non-joiner read as a space, spaces collapsed."""
     text = unicodedata.normalize("NFKC", text).translate(_LETTERS).translate(_DIGITS)
     return " ".join(text.casefold().split())
+
+
+def asks(subject: str, text: str, words: tuple[str, ...]) -> bool:
+    """Does the subject or the first line start with a request word? (Cheap: the
+    filters are read by `find_request` only when it does.)"""
+    first = next((line for line in (text or "").splitlines() if line.strip()), "")
+    lines = (normalize(_REPLY_PREFIX.sub("", subject or "")), normalize(first))
+    return any(line.startswith(normalize(word)) for line in lines for word in words
+               if word.strip())
+
+
+def word_language(word: str) -> str:
+    """fa, ka or en by the script of a request word; "" for a #word."""
+    if word.startswith("#"):
+        return ""
+    if any("\u0600" <= c <= "\u06ff" for c in word):
+        return "fa"
+    if any("\u10a0" <= c <= "\u10ff" for c in word):
+        return "ka"
+    return "en"
 
 
 def find_request(subject: str, text: str, words: tuple[str, ...] = DEFAULT_WORDS,
@@ -97,8 +118,9 @@ def parse_line(line: str, where: str, words: tuple[str, ...], status_words: dict
     for word in sorted((normalize(w) for w in words if w.strip()), key=len, reverse=True):
         if line == word or line.startswith(word + " ") or line.startswith(word + ":"):
             rest = _SPLIT.split(line[len(word):].strip(" :"))
-            return _filters([t for t in rest if t], where, word.startswith("#"),
-                            status_words, categories)
+            query = _filters([t for t in rest if t], where, word.startswith("#"),
+                             status_words, categories)
+            return query and replace(query, language=word_language(word))
     return None
 
 
@@ -151,8 +173,8 @@ def _filters(tokens: list[str], where: str, hashed: bool, status_words: dict[str
 
 
 def _date(token: str) -> dt.date | str | None:
-    """A date token as a Gregorian date; a message when it looks like a date but is
-    none; None when it is no date at all."""
+    """A date token as a Gregorian date; the token itself when it looks like a date
+    but is none (1405-13-01); None when it is no date at all."""
     match = _DATE.match(token)
     if match is None:
         return None
@@ -162,4 +184,4 @@ def _date(token: str) -> dt.date | str | None:
             return jdatetime.date(year, month, day).togregorian()
         return dt.date(year, month, day)
     except ValueError:
-        return f"no such date {token}"
+        return token

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import Outbox
 
-RATE_LIMITED = {"ack", "rejection", "held", "command_refused", "status_link"}
+RATE_LIMITED = {"ack", "rejection", "held", "command_refused", "my_tickets", "status_link"}
 
 
 def network_of(address: str | None) -> str | None:

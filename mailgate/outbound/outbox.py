@@ -19,7 +19,7 @@ from ..signing import mail_host
 from .limits import RATE_LIMITED
 
 AUTO_REPLIED = {"ack", "status_change", "merged", "rejection", "reminder", "auto_closed",
-                "command_refused", "status_link"}
+                "command_refused", "my_tickets", "status_link"}
 AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
                   "escalation", "digest", "held"}
 SMS_KINDS = {"ack", "agent_reply", "status_change"}

@@ -195,4 +195,21 @@ SAMPLES: dict[str, dict] = {
              "age_hours": 14, "age_days": 2, "overdue": False, "due_at": None},
         ],
     },
+    "my_tickets": {  # outbound/ticket_list.py: a proven customer's "#tickets open"
+        "recipient_name": "مریم احمدی", "verified": True, "total": 3,
+        "close_word": "#close", "request_word": "#tickets", "timezone": "Asia/Tehran",
+        "signature": "Billing",
+        "query": {"state": "open", "statuses": [], "since": "2026-11-01T12:00:00+00:00",
+                  "category": "", "notes": ["1405-13-01"]},
+        "tickets": [
+            {"number": "100017", "token": "[MG#100017]", "subject": _BILLING_TICKET["subject"],
+             "department": "Billing", "department_key": "billing", "category": "refund",
+             "status": "in_progress", "created_at": "2026-11-13T09:41:00+03:30",
+             "updated_at": "2026-11-14T08:00:00+00:00", "closed": False},
+            {"number": "100011", "token": "[MG#100011]", "subject": "Refund not received",
+             "department": "Billing", "department_key": "billing", "category": "",
+             "status": "closed", "created_at": "2026-11-02T10:00:00+00:00",
+             "updated_at": "2026-11-05T16:20:00+00:00", "closed": True},
+        ],
+    },
 }

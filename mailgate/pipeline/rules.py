@@ -63,13 +63,7 @@ def set_fields(ctx: Context, ticket: Ticket) -> None:
     """On a new ticket: what the customer asked for, within what its department knows,
     then what the rules set. Each value set is an event; ctx.understood says what,
     for the acknowledgement."""
-    settings = ctx.settings.fields.department(ticket.department.key)
-    asked = customer.asked_by_tag(ctx.route.tag if ctx.route else None, settings)
-    if settings.header_priority:
-        asked += customer.asked_in_headers(read_headers(ctx.raw, set(customer.HEADER_PRIORITY)))
-    if settings.field_lines and not ctx.automatic:
-        asked += customer.asked_in_text(ctx.msg.text)
-    known, unknown = customer.understand(asked, settings)
+    known, unknown = customer_fields(ctx, ticket.department.key)
     for item in unknown:
         ctx.trace.append(f"fields: {item.field} {item.value!r} ({item.source}) is not one "
                          f"department {ticket.department.key} knows; kept as text")
@@ -83,6 +77,19 @@ def set_fields(ctx: Context, ticket: Ticket) -> None:
                        "labels": known[name].labels if name in known else {}}
                       for name in FIELDS if name in known and
                       getattr(ticket, name) == known[name].value]
+
+
+def customer_fields(ctx: Context, department: str
+                    ) -> tuple[dict[str, customer.Understood], list[customer.Asked]]:
+    """What the customer's new ticket asks for in `department` (plus tag, mail client
+    priority, field lines): (what the department knows, by field; what it does not)."""
+    settings = ctx.settings.fields.department(department)
+    asked = customer.asked_by_tag(ctx.route.tag if ctx.route else None, settings)
+    if settings.header_priority:
+        asked += customer.asked_in_headers(read_headers(ctx.raw, set(customer.HEADER_PRIORITY)))
+    if settings.field_lines and not ctx.automatic:
+        asked += customer.asked_in_text(ctx.msg.text)
+    return customer.understand(asked, settings)
 
 
 def _set(ctx: Context, ticket: Ticket, name: str, value: str, source: str,

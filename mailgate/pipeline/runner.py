@@ -26,6 +26,7 @@ from ..storage import sha256_hex
 from ..vocabulary import Outcome, Source
 from . import (agent, apply, author, dedup, deadlines, guard, notify, quarantine, record,
                reports, route, rules, thread, verp)
+from . import my_tickets
 from .context import Context
 from .envelope import Envelope, Result
 
@@ -35,6 +36,7 @@ STEPS = (
     guard,      # automatic mail, lists, loops
     reports,    # bounces and read receipts about our mail: an event
     author,     # From, the requester, and what proves them
+    my_tickets,  # "#tickets": the customer's list, never a ticket
     route,      # the department, by the address it was sent to
     rules,      # the admin's [[rules]]: spam/ignore end here; department, fields for apply
     thread,     # the ticket it continues, if any
