@@ -120,12 +120,8 @@ class FieldSettings(DepartmentFields):
 
 
 @dataclass(frozen=True)
-class Rule:
-    """One `[[rules]]` table: conditions, how they combine, and what it does."""
-    name: str = setting("", required="is required")
-    match: str = setting("all", one_of("all", "any"))  # every condition given, or any one
-    stop: bool = setting(False)  # true: the rules after this one are not tried once it fired
-    # conditions (a rule with none fires on every message)
+class Conditions:
+    """What a rule matches on (a rule with none fires on every message)."""
     recipient: tuple[str, ...] = setting((), each(address))  # with or without its +tag
     tag: tuple[str, ...] = setting(())  # a recipient's plus tag
     from_address: tuple[str, ...] = setting((), each(address))
@@ -137,6 +133,21 @@ class Rule:
     header: tuple[tuple[str, str], ...] = setting((), read=_headers)  # name -> pattern
     attachment: bool | None = setting(None, read=_yes_no)  # true: has one; false: has none
     attachment_type: tuple[str, ...] = setting(())  # "application/pdf", "image/*", ".xlsx"
+
+    def conditions(self) -> list[str]:
+        """The names of the conditions given."""
+        return [name for name in CONDITIONS if getattr(self, name) not in ("", (), None)]
+
+
+@dataclass(frozen=True)
+class Rule(Conditions):
+    """One `[[rules]]` table: conditions, how they combine, the exceptions, and what it
+    does."""
+    name: str = setting("", required="is required")
+    match: str = setting("all", one_of("all", "any"))  # every condition given, or any one
+    stop: bool = setting(False)  # true: the rules after this one are not tried once it fired
+    # the rule does not fire when any of these holds: [rules.unless], the same conditions
+    unless: Conditions = setting(Conditions())
     # actions
     action: str = setting("", one_of("", "spam", "ignore"))  # kept, never a ticket
     department: str = setting("")
@@ -147,10 +158,6 @@ class Rule:
     tags: tuple[str, ...] = setting(())
     cc: tuple[str, ...] = setting((), each(address))
     acknowledge: bool = setting(True)  # false: no acknowledgement for the ticket it opens
-
-    def conditions(self) -> list[str]:
-        """The names of the conditions this rule gives."""
-        return [name for name in CONDITIONS if getattr(self, name) not in ("", (), None)]
 
     def actions(self) -> list[str]:
         return [name for name in ACTIONS if getattr(self, name) != ACTION_DEFAULTS[name]]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mailgate.config import ConfigError, load_settings
-from mailgate.config_rules import Rule
+from mailgate.config_rules import Conditions, Rule
 from mailgate.mail.parse import parse_message
 from mailgate.mail.rules import Facts, evaluate, facts_of, fires, read_headers
 from tests.mails import make_mail
@@ -59,6 +59,16 @@ def test_all_or_any_of_a_rules_conditions():
     assert not fires(Rule(name="r", **both), FACTS, [])
     assert fires(Rule(name="r", match="any", **both), FACTS, [])
     assert fires(Rule(name="every message"), FACTS, [])
+
+
+def test_unless_any_exception_holds_the_rule_does_not_fire():
+    def rule(**unless):
+        return Rule(name="r", tag=("billing",), unless=Conditions(**unless))
+    assert fires(rule(), FACTS, [])
+    assert not fires(rule(from_domain=("bank.example",)), FACTS, [])
+    assert not fires(rule(subject_words=("nothing",), attachment=True), FACTS, [])
+    assert fires(rule(subject_words=("nothing",), attachment=False), FACTS, [])
+    assert not fires(rule(header=(("x-mailer", "outlook"),)), FACTS, [])
 
 
 def test_rules_in_order_all_match_unless_one_stops():
@@ -129,6 +139,9 @@ attachment = true
 department = "lms"
 product = "moodle"
 priority = "urgent"
+[rules.unless]
+from_domain = ["staff.example"]
+subject = "^(re|aw|پاسخ):"
 """)
     lms = settings.fields.department("lms")
     assert (lms.plus_tag, lms.priority_ceiling, [c.key for c in lms.categories]) == \
@@ -139,6 +152,7 @@ priority = "urgent"
         (("x-mailer", "^Outlook"),), True,
         ["subject_words", "header", "attachment"])
     assert rule.actions() == ["department", "product", "priority"]
+    assert rule.unless.conditions() == ["from_domain", "subject"]
 
 
 def test_what_loading_says_about_wrong_rules(tmp_path):
@@ -183,3 +197,17 @@ action = "spam"
         ("rules[1].action", "spam ends the message's path: no other action would run"),
         ("rules[1].category", '"refunds" is not among the categories of [fields] or any '
          "[fields.departments.*]")]
+
+
+def test_the_readme_examples_load(tmp_path):
+    """The four portals' forms in README's "Rules and fields" load as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Rules and fields")[1].split("\n## ")[0]
+    blocks = re.findall(r"```toml\n(.*?)```", section, re.S)
+    settings = load(tmp_path, "\n".join(blocks))
+    assert len(blocks) == 4 and len(settings.rules) >= 8
+    assert {key for key, _ in settings.fields.departments} == {"elearning", "citizens",
+                                                               "support"}

@@ -50,6 +50,7 @@ def register(sub) -> None:
 def rule_view(rule: Rule) -> dict:
     return {"name": rule.name, "match": rule.match, "stop": rule.stop,
             "conditions": {n: _plain(getattr(rule, n)) for n in rule.conditions()},
+            "unless": {n: _plain(getattr(rule.unless, n)) for n in rule.unless.conditions()},
             "actions": {n: _plain(getattr(rule, n)) for n in rule.actions()}}
 
 
@@ -71,8 +72,8 @@ def rule_list(settings: Settings, args) -> None:
     for i, rule in enumerate(rules, 1):
         flow = "stop" if rule["stop"] else "go on"
         print(f"{i}. {rule['name']} — {rule['match']} of: "
-              + (", ".join(f"{k} {toml(v) if not isinstance(v, dict) else v}"
-                           for k, v in rule["conditions"].items()) or "every message")
+              + (_listed(rule["conditions"]) or "every message")
+              + (f"; unless any of: {_listed(rule['unless'])}" if rule["unless"] else "")
               + f"; then {flow}")
         for name, value in rule["actions"].items():
             print(f"     {name} = {toml(value) if not isinstance(value, dict) else value}")
@@ -86,6 +87,11 @@ def rule_list(settings: Settings, args) -> None:
                 labels = " / ".join(v for v in (choice["en"], choice["fa"], choice["ka"]) if v)
                 print(f"  {name[:-1] if name == 'products' else 'category'} {choice['key']}"
                       + (f": {labels}" if labels else ""))
+
+
+def _listed(conditions: dict) -> str:
+    return ", ".join(f"{k} {toml(v) if not isinstance(v, dict) else v}"
+                     for k, v in conditions.items())
 
 
 def _fields_view(fields) -> dict:

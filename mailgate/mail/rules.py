@@ -1,9 +1,9 @@
 """The admin's `[[rules]]` against one message. Pure: plain values in, a `Ruling` out.
 
 Rules are tried in order. A rule fires when all its conditions hold (`match =
-"all"`), or any one (`"any"`); once a rule with `stop = true` fired, the rules
-after it are not tried (first match), else every rule that fires acts (all match):
-a later rule's department, category, product, priority or assignee replaces an
+"all"`), or any one (`"any"`), and none of its exceptions (`unless`); once a rule
+with `stop = true` fired, the rules after it are not tried (first match), else
+every rule that fires acts (all match): a later rule's department, category, product, priority or assignee replaces an
 earlier one's, tags and Cc's add up, and `acknowledge = false` stays.
 
 Text is compared as `fields.plain` reads it (case folded in any script, Persian
@@ -22,7 +22,8 @@ from email.policy import compat32
 
 import regex
 
-from ..config_rules import ARABIC_TO_PERSIAN, PATTERN_TIMEOUT, Rule, compile_pattern
+from ..config_rules import (ARABIC_TO_PERSIAN, PATTERN_TIMEOUT, Conditions, Rule,
+                            compile_pattern)
 from . import words
 from .headers import normalize_address, one_line, raw_headers, split_plus
 from .parsed import ParsedMessage
@@ -74,7 +75,7 @@ def facts_of(msg: ParsedMessage, recipients: list[str], headers: dict[str, list[
 
 def header_names(rules: tuple[Rule, ...]) -> set[str]:
     """The headers `rules` look at (lower case)."""
-    return {name for rule in rules for name, _ in rule.header}
+    return {name for rule in rules for part in (rule, rule.unless) for name, _ in part.header}
 
 
 def read_headers(raw: bytes, names: set[str]) -> dict[str, list[str]]:
@@ -118,25 +119,34 @@ def _act(rule: Rule, ruling: Ruling) -> None:
 
 
 def fires(rule: Rule, facts: Facts, notes: list[str]) -> bool:
-    """Whether `rule`'s conditions hold for `facts` (a rule with none always fires)."""
-    names = rule.conditions()
-    held = (CHECKS[name](getattr(rule, name), facts, _Noter(rule.name, name, notes))
-            for name in names)
-    return all(held) if rule.match == "all" else (not names or any(held))
+    """Whether `rule`'s conditions hold for `facts` (a rule with none always does) and
+    none of its exceptions (`unless`) does."""
+    return _holds(rule, rule.match, facts, _Noter(rule.name, notes)) and not (
+        rule.unless.conditions()
+        and _holds(rule.unless, "any", facts, _Noter(f"{rule.name} unless", notes)))
+
+
+def _holds(conditions: Conditions, match: str, facts: Facts, noter: _Noter) -> bool:
+    names = conditions.conditions()
+    held = (CHECKS[name](getattr(conditions, name), facts, noter.on(name)) for name in names)
+    return all(held) if match == "all" else (not names or any(held))
 
 
 class _Noter:
     """Notes, for the trace, a pattern search that ran out of time."""
 
-    def __init__(self, rule: str, condition: str, notes: list[str]):
-        self.where, self.notes = f"rule {rule!r}: {condition}", notes
+    def __init__(self, rule: str, notes: list[str], condition: str = ""):
+        self.rule, self.notes, self.condition = rule, notes, condition
+
+    def on(self, condition: str) -> _Noter:
+        return _Noter(self.rule, self.notes, condition)
 
     def search(self, pattern: str, text: str) -> bool:
         try:
             return compile_pattern(pattern).search(text, timeout=PATTERN_TIMEOUT) is not None
         except TimeoutError:
-            self.notes.append(f"{self.where}: pattern {pattern!r} ran out of time "
-                              f"({PATTERN_TIMEOUT}s); taken as no match")
+            self.notes.append(f"rule {self.rule!r}: {self.condition}: pattern {pattern!r} ran "
+                              f"out of time ({PATTERN_TIMEOUT}s); taken as no match")
             return False
 
 
