@@ -174,3 +174,16 @@ def test_message_explain_names_the_rule(with_rules, capsys):
     out = capsys.readouterr().out
     assert f"inbound {result.inbound_id} via pipe" in out and ": spam" in out
     assert "rules: 'lottery' fired: action" in out
+
+
+def test_an_agents_answer_is_never_swallowed_by_spam_or_ignore(with_rules):
+    gw = with_rules(Rule(name="lottery", body_words=("lottery",), action="ignore"))
+    first = ingest(gw, make_mail(body="I won a lottery?\n"), PIPE)
+    assert first.outcome == "ignored"
+    customer = ingest(gw, make_mail(body="Printer broken\n"), PIPE)
+    answer = ingest(gw, make_mail(sender="Agent <agent@example.com>",
+                                  subject=f"Re: {format_token('MG', customer.ticket)}",
+                                  body="No lottery here, sorry.\n"), PIPE)
+    # unproven here (no signed reference), so the agent step holds it for review, as it
+    # does every unproven agent answer: the rule did not swallow it
+    assert answer.outcome == "quarantined" and "held for review" in answer.reason

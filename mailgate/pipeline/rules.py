@@ -32,12 +32,22 @@ def step(ctx: Context) -> Result | None:
     for rule in (r for name in ruling.fired for r in rules if r.name == name):
         did = rule.actions()
         ctx.trace.append(f"rules: {rule.name!r} fired" + (f": {', '.join(did)}" if did else ""))
-    if ruling.action:
+    if ruling.action and _from_an_agent(ctx):
+        ctx.trace.append(f"rules: {ruling.action} by rule {ruling.by['action']!r} not applied: "
+                         f"{ctx.author} is an agent (the agent step decides)")
+    elif ruling.action:
         outcome = Outcome.SPAM if ruling.action == "spam" else Outcome.IGNORED
         return ctx.finish(outcome, reason=f"rule {ruling.by['action']!r}: {ruling.action}")
     if ruling.department:
         _reroute(ctx, ruling)
     return None
+
+
+def _from_an_agent(ctx: Context) -> bool:
+    """An agent's answer quotes the customer: a rule's spam or ignore never swallows it
+    (an agent From that nothing proves is the agent step's to hold)."""
+    agent = tickets.agent_by_email(ctx.session, ctx.author)
+    return agent is not None and agent.active
 
 
 def recipients(ctx: Context) -> list[str]:
