@@ -132,3 +132,13 @@ def _labels(labels: dict, where: str, problems: list) -> tuple[tuple[str, str], 
         else:
             good.append((status, label.strip()))
     return tuple(good)
+
+
+def shown_change(settings: "Settings", old: str, new: str) -> str | None:
+    """What a customer is told of a status change from `old` to `new`: "reopened" for a
+    resolved or closed ticket opened again, else the new status; None when it is no
+    change or `[outbound] notify_statuses` keeps it from them (as `notify.status_changed`)."""
+    if old == new:
+        return None
+    shown = "reopened" if old in ("resolved", "closed") and new == "open" else new
+    return shown if shown in settings.outbound.notify_statuses else None

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from .. import sla
 from .. import tickets as ops
 from ..outbound import notify
+from ..status_labels import status_label
 from ..vocabulary import PRIORITIES, STATUSES
 from ..models import Contact, Department, Inbound, Ticket
 from ..views import ticket_detail, ticket_summary
@@ -83,7 +84,10 @@ def ticket_list(settings, args) -> None:
     if args.json:
         print_json(rows)
         return
-    print_table([[r["number"], r["status"], r["priority"], r["department"], r["requester"],
+    # STATUS as [statuses] names it in the default locale (--json keeps the fixed names)
+    locale = settings.outbound.default_locale
+    print_table([[r["number"], status_label(settings, r["status"], locale, r["department"]),
+                  r["priority"], r["department"], r["requester"],
                   minutes(r["created_at"]), _next_due(r), r["subject"][:60]] for r in rows],
                 ["NUMBER", "STATUS", "PRIORITY", "DEPARTMENT", "REQUESTER", "CREATED", "DUE",
                  "SUBJECT"])

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, or_, select, text, true, update
+from sqlalchemy import and_, exists, or_, select, text, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -126,7 +126,8 @@ class Claimer:
             and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE,
                  or_(TABLE.c.claimed_by.is_(None),
                      TABLE.c.claimed_by.not_in(alive | {self.token}))))
-        query = select(TABLE).where(due).order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
+        query = select(TABLE).where(due, in_turn()).order_by(TABLE.c.next_attempt_at,
+                                                             TABLE.c.id).limit(1)
         if self.db.is_postgresql:
             return self._claim_locked(query, now)
         with self.db.unit_of_work() as session:
@@ -174,6 +175,19 @@ class Claimer:
         executor.execute(update(TABLE).where(TABLE.c.id == row["id"]).values(
             status="sending", claimed_by=self.token, claimed_at=now,
             attempts=row["attempts"] + 1))
+
+
+def in_turn():
+    """The SQL condition "nothing it must follow is still to be sent": a status mail waits
+    for every earlier answer or status mail about its ticket on its channel that is
+    pending or being sent (an answer the relay put off, one in another worker's hands),
+    so that the status never arrives before the answer that caused it (issue 12)."""
+    earlier = TABLE.alias("earlier")
+    return or_(TABLE.c.kind != "status_change", TABLE.c.ticket_id.is_(None), ~exists().where(
+        earlier.c.ticket_id == TABLE.c.ticket_id, earlier.c.id < TABLE.c.id,
+        earlier.c.channel == TABLE.c.channel,
+        earlier.c.kind.in_(("agent_reply", "status_change")),
+        earlier.c.status.in_(("pending", "sending"))))
 
 
 def release_dead(session: Session, tokens: set[str], journalled: set[int]) -> int:

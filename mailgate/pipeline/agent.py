@@ -31,6 +31,7 @@ from ..mail.threads import Action
 from ..models import Agent, Ticket
 from ..outbound import notify
 from ..vocabulary import Outcome, Status
+from ..status_labels import shown_change
 from .agent_commands import agent_of, apply_commands, report_errors
 from .context import Context
 from .envelope import Result, Vouch
@@ -117,12 +118,17 @@ def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
     message.direction = "in" if note else "out"
     message.html_body = None  # the original, quotes and all, stays in the raw store
     notes = [f"agent: {agent.email}, {len(commands)} command(s)"]
-    applied, errors = apply_commands(ctx, ticket, agent, commands, internal=note)
+    relayed = not note and bool(body.strip())
+    before = ticket.status
+    applied, errors = apply_commands(ctx, ticket, agent, commands, internal=note,
+                                     answered=relayed)
     errors += [(f"attachment {name}", reason) for name, reason in refused]
-    explicit_status = any(c.name == "status" for c in commands if not c.error)
-    if not note and body.strip():
+    # a status the commands set (#status, #close) stays; otherwise an answer is "answered"
+    explicit_status = any(c.name in ("status", "close") for c in commands if not c.error)
+    if relayed:
         session.flush()
-        notify.agent_reply(session, ctx.settings, ticket, message, agent, now)
+        rows = notify.agent_reply(session, ctx.settings, ticket, message, agent, now)
+        with_status_change(ctx.settings, rows, before, ticket.status)
         notes.append("agent: reply relayed to the customer")
         sla.agent_answered(ticket, now)
         if not explicit_status:
@@ -135,6 +141,15 @@ def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
         notes.append(f"agent: {len(errors)} command(s) not applied")
     notes.extend(f"command: {line}" for line in applied)
     return notes
+
+
+def with_status_change(settings, rows: list, old: str, new: str) -> None:
+    """The answer tells the customer of the status change its commands made (`#status
+    resolved`, `#close`), when it is one they are told of: one mail, so the status
+    never arrives before the answer that caused it."""
+    shown = shown_change(settings, old, new)
+    for row in rows if shown else ():
+        row.context = {**row.context, "status": {"old": old, "new": shown, "reason": ""}}
 
 
 def new_ticket_for_customer(ctx: Context, agent: Agent, customer: str

@@ -23,8 +23,10 @@ def agent_of(session: Session, address: str | None, department_id: int) -> Agent
 
 
 def apply_commands(ctx: Context, ticket: Ticket, agent: Agent, commands: list[Command],
-                   internal: bool = False) -> tuple[list[str], list[tuple[str, str]]]:
-    """(lines applied, (line, why not) for the others)."""
+                   internal: bool = False, answered: bool = False
+                   ) -> tuple[list[str], list[tuple[str, str]]]:
+    """(lines applied, (line, why not) for the others). `answered`: the reply is relayed
+    to the customer, and tells them of a status change itself (no status mail)."""
     applied, errors = [], []
     for command in commands:
         if command.name in ("note", "new"):
@@ -32,7 +34,7 @@ def apply_commands(ctx: Context, ticket: Ticket, agent: Agent, commands: list[Co
         if command.error:
             errors.append((command.line, command.error))
             continue
-        problem = _apply(ctx, ticket, agent, command, internal)
+        problem = _apply(ctx, ticket, agent, command, internal, answered)
         if problem:
             errors.append((command.line, problem))
         else:
@@ -41,11 +43,11 @@ def apply_commands(ctx: Context, ticket: Ticket, agent: Agent, commands: list[Co
 
 
 def _apply(ctx: Context, ticket: Ticket, agent: Agent, command: Command,
-           internal: bool) -> str | None:
+           internal: bool, answered: bool = False) -> str | None:
     session, name, arg = ctx.session, command.name, command.arg.strip()
     if name in ("status", "close"):
         _set_status(ctx, ticket, agent, Status.CLOSED if name == "close" else arg.lower(),
-                    tell=name == "close" or not internal)
+                    tell=(name == "close" or not internal) and not answered)
     elif name == "priority":
         tickets.set_priority(session, ticket, arg.lower(), agent.email)
     elif name == "assign":
