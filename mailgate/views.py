@@ -18,6 +18,8 @@ def ticket_summary(ticket: Ticket, default_prefix: str) -> dict:
         "status": ticket.status,
         "priority": ticket.priority,
         "category": ticket.category,
+        "product": ticket.product,
+        "tags": list(ticket.tags or ()),
         "department": ticket.department.key,
         "requester": ticket.requester.email,
         "assignee": ticket.assignee.email if ticket.assignee else None,

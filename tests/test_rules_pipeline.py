@@ -187,3 +187,13 @@ def test_an_agents_answer_is_never_swallowed_by_spam_or_ignore(with_rules):
     # unproven here (no signed reference), so the agent step holds it for review, as it
     # does every unproven agent answer: the rule did not swallow it
     assert answer.outcome == "quarantined" and "held for review" in answer.reason
+
+
+def test_ticket_views_carry_product_and_tags(with_rules):
+    from mailgate.views import ticket_summary
+
+    gw = with_rules(Rule(name="vip", from_domain=("example.org",), tags=("vip",)))
+    result = ingest(gw, make_mail(body="Product: learning platform\n"), PIPE)
+    with gw.db.unit_of_work() as session:
+        summary = ticket_summary(ops.get_ticket(session, result.ticket), "MG")
+    assert (summary["product"], summary["tags"]) == ("lms", ["vip"])

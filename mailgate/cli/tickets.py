@@ -111,11 +111,13 @@ def ticket_show(settings, args) -> None:
         print_json(data)
         return
     print(f"{data['token']} {data['subject']}")
-    for key in ("status", "priority", "category", "department", "requester", "assignee",
+    for key in ("status", "priority", "category", "product", "department", "requester", "assignee",
                 "linked_ticket", "created_at", "updated_at", "first_response_at",
                 "resolved_at", "closed_at"):
         if data[key]:
             print(f"  {key}: {data[key]}")
+    if data["tags"]:
+        print(f"  tags: {', '.join(data['tags'])}")
     print(f"  participants: {', '.join(p['email'] for p in data['participants'])}")
     for m in data["messages"]:
         print(f"\n--- message {m['id']} {m['direction']} {m['kind']} from {m['author']} "
