@@ -197,3 +197,29 @@ def test_ticket_views_carry_product_and_tags(with_rules):
     with gw.db.unit_of_work() as session:
         summary = ticket_summary(ops.get_ticket(session, result.ticket), "MG")
     assert (summary["product"], summary["tags"]) == ("lms", ["vip"])
+
+
+def test_over_smtp_through_the_daemons_delivery_workers(settings, parser_pool, departments):
+    """The rules and fields reach the delivery worker processes with the settings: the
+    envelope's plus tag sets the category, a spam rule's verdict is the SMTP reply."""
+    import smtplib
+
+    from tests.servers.daemon import DaemonThread
+
+    daemon_settings = settings.replace(
+        smtp={"listen": ("127.0.0.1:0",)}, http={"listen": "127.0.0.1:0"},
+        daemon={"delivery_workers": 1}, fields=FIELDS,
+        rules=(Rule(name="lottery", subject_words=("lottery",), action="spam"),))
+    gw = Gateway(daemon_settings, parser=parser_pool)
+    with DaemonThread(daemon_settings, gw) as daemon:
+        with smtplib.SMTP("127.0.0.1", daemon.port(), timeout=30) as client:
+            client.sendmail("customer@example.org", ["support+billing@example.com"],
+                            make_mail(to="support+billing@example.com"))
+            client.mail("customer@example.org")
+            client.rcpt("support@example.com")
+            code, reply = client.data(make_mail(subject="You won the lottery"))
+    assert code == 250 and reply.startswith(b"2.0.0 OK: spam (id ")
+    with gw.db.unit_of_work() as session:
+        assert session.scalars(select(Ticket.category)).all() == ["billing"]
+        assert sorted(session.scalars(select(Inbound.outcome))) == ["new", "spam"]
+    gw.close()
