@@ -21,6 +21,7 @@ from mailgate.status_labels import status_label, status_labels, status_words
 from tests.mails import make_mail
 from tests.test_agents import (AGENT, CUSTOMER, agent_reply, agw, open_ticket,  # noqa: F401
                                relay, send, strict, text_of)
+from tests.test_cli import mailgate  # noqa: F401  (the fixture: commands in-process)
 from tests.test_trust import PIPE
 
 PORTAL = """
@@ -198,3 +199,12 @@ def test_a_later_status_mail_waits_for_an_answer_still_unsent(agw, relay):  # no
     send(agw)
     subjects = [strict(m.raw)["Subject"] for m in relay.to(CUSTOMER)[before:]]
     assert len(subjects) == 2 and subjects[0].startswith("Re:") and "Resolved" in subjects[1]
+
+
+def test_check_names_a_department_the_database_does_not_have(mailgate):  # noqa: F811
+    from tests.test_check import checked
+
+    mailgate("department", "add", "billing")
+    lines = checked(mailgate, '[statuses.departments.biling.fa]\nresolved = "پایان یافته"\n')
+    assert 'statuses.departments.biling: no department "biling" in the database; did you ' \
+           'mean "billing"?' in lines

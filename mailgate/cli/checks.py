@@ -84,6 +84,7 @@ def database_problems(settings: Settings, session: Session) -> list[Finding]:
     named += [(f"imap[{i}].department", a.department) for i, a in enumerate(settings.imap)]
     named += [(f"service.departments.{key}", key) for key, _ in settings.service.departments]
     named += [(f"fields.departments.{key}", key) for key, _ in settings.fields.departments]
+    named += [(f"statuses.departments.{key}", key) for key, _ in settings.statuses.departments]
     named += [(f"rules[{i}].department", r.department) for i, r in enumerate(settings.rules)]
     found = [(where, _no_department(key, departments)) for where, key in named
              if key and key not in departments]
