@@ -86,18 +86,20 @@ def asked_in_text(text: str) -> list[Asked]:
         if match is None:
             break
         name = match["tag"] or match["name"]
-        source = f"#{name}" if match["tag"] else f"{name}: line"
-        found.append(Asked(_BY_NAME[name], _as_written(line, name, bool(match["tag"])),
-                           source))
+        written, value = _as_written(line, name, bool(match["tag"]))
+        source = f"#{written}" if match["tag"] else f"{written}: line"
+        found.append(Asked(_BY_NAME[name], value, source))
     return found
 
 
-def _as_written(line: str, name: str, tagged: bool) -> str:
-    """The value of a field line as the customer wrote it (case, letters, spacing)."""
+def _as_written(line: str, name: str, tagged: bool) -> tuple[str, str]:
+    """The field's name and value in a field line as the customer wrote them."""
     line = unicodedata.normalize("NFKC", line).replace("\u200c", " ").strip()
     if not tagged:
-        return line.partition(":")[2].strip()
-    return " ".join(line.lstrip("#").split()[len(name.split()):])
+        written, _, value = line.partition(":")
+        return written.strip(), value.strip()
+    words = line.lstrip("#").split()
+    return " ".join(words[:len(name.split())]), " ".join(words[len(name.split()):])
 
 
 def asked_in_headers(headers: dict[str, list[str]]) -> list[Asked]:
