@@ -20,6 +20,7 @@ from ..config_rules import ARABIC_TO_PERSIAN, DepartmentFields
 from ..vocabulary import PRIORITIES
 
 MAX_FIELD_LINES = 8  # lines at the top of a body read as fields
+MAX_FIELD_TEXT = 2000  # characters of a body's top those lines are looked for in
 # the names a field line may start with, by field (normalized: see `plain`)
 NAMES = {
     "priority": ("priority", "prio", "urgency", "اولویت", "الویت", "اهمیت", "فوریت",
@@ -81,7 +82,7 @@ def asked_in_text(text: str) -> list[Asked]:
     """The field lines at the top of `text`: from its first line that is not blank,
     while each line is one, up to MAX_FIELD_LINES."""
     found = []
-    for line in text.lstrip().splitlines()[:MAX_FIELD_LINES]:
+    for line in text.lstrip()[:MAX_FIELD_TEXT].splitlines()[:MAX_FIELD_LINES]:
         match = _LINE.fullmatch(plain(line)) if line.strip() else None
         if match is None:
             break
