@@ -27,7 +27,7 @@ from mailgate.mail.bodies import Found, choose_alternative
 from mailgate.mail.charsets import Reader, codec_for
 from mailgate.mail.parse import parse_message
 from mailgate.mail.parsed import ParsedAttachment
-from mailgate.mail.sanitize import html_to_text
+from mailgate.mail.htmltext import html_to_text
 from mailgate.mail.senders import repair_headers
 from mailgate.mail.sniff import examine
 from mailgate.mail.uudecode import extract

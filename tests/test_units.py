@@ -7,7 +7,8 @@ from mailgate.mail import route
 from mailgate.mail.attachments import refusal
 from mailgate.mail.parse import parse_message
 from mailgate.mail.parsed import ParsedAttachment
-from mailgate.mail.sanitize import html_to_text, sanitize_html
+from mailgate.mail.htmltext import html_to_text
+from mailgate.mail.sanitize import sanitize_html
 from mailgate.mail.sniff import examine
 from tests.mails import make_mail
 

@@ -6,9 +6,9 @@ import sys
 from sqlalchemy import select
 
 from .. import tickets as ops
-from ..models import Message, Outbox, Ticket, iso
+from ..models import Message, Outbox, Ticket, iso, utcnow
 from ..outbound import notify
-from ..outbound.contexts import attachable, message_context
+from ..outbound.contexts import attachable, message_context, reader_context
 from ..outbound.render import Templates
 from ..outbound.samples import SAMPLES
 from ..outbound.sender import OutboxSender
@@ -135,6 +135,8 @@ def ticket_preview(session, settings, kind: str, ticket: Ticket) -> tuple[dict, 
     role = sample.get("recipient", {}).get("role", "customer")
     if role == "customer":
         reader = {"name": ticket.requester.name, "email": ticket.requester.email}
+        real.update(reader_context(settings, ticket, ticket.requester, utcnow()))
+        real["understood"] = []  # what a new ticket's mail set is known only as it is read
     else:
         addresses = notify.agent_recipients(ticket, only_assignee=True)
         reader = {"name": "", "email": addresses[0] if addresses else ""}

@@ -54,8 +54,3 @@ def sanitize_html(source: str) -> str:
         link_rel="noopener noreferrer nofollow",
     )
 
-
-def html_to_text(source: str) -> str:
-    """Readable plain text of an HTML body: `htmltext.html_to_text`, named here too."""
-    from .htmltext import html_to_text as laid_out  # htmltext reads this module's tag lists
-    return laid_out(source)

@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..config import Settings
-from ..mail.sanitize import html_to_text
+from ..mail.htmltext import html_to_text
 from ..models import Attachment, Contact, Message, Participant, Ticket
 from ..outbound.contexts import message_context, timezone_for
 from ..vocabulary import Status
