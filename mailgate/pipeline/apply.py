@@ -22,7 +22,7 @@ from ..errors import MessageRejected, Rejection
 from ..mail.commands import split_commands
 from ..mail.guard import Category
 from ..mail.headers import normalize_address
-from ..mail.language import guess_locale
+from ..mail.language import guess_locale, latin_locale
 from ..mail.threads import Action
 from ..models import Contact, Ticket
 from ..vocabulary import Outcome, Status
@@ -92,9 +92,10 @@ def apply(ctx: Context) -> Applied:
     whom = (ctx.requester or ctx.author) if new else ctx.author
     contact = tickets.contact_for(session, whom, msg.from_name if whom == msg.from_addr
                                   else "")
-    if not contact.locale and not ctx.automatic:  # answer in the language they write in
-        contact.locale = guess_locale(msg.subject, ctx.reply_text)
     applied = _new_ticket(ctx, contact) if new else _continue(ctx, contact)
+    if not contact.locale and not ctx.automatic:  # answer in the language they write in
+        latin = latin_locale(applied.ticket.department.locale)
+        contact.locale = guess_locale(msg.subject, ctx.reply_text, latin)
     cut = ctx.decision.action != Action.NEW and not ctx.automatic  # a reply: quotes go
     applied.message, applied.refused = store_message(ctx, applied.ticket, "customer_reply",
                                                      contact, ctx.reply_text if cut else None)
