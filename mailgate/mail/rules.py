@@ -17,6 +17,7 @@ import fnmatch
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
@@ -33,17 +34,35 @@ MAX_TEXT = 100_000  # characters of a body a rule's pattern or words search
 # Persian word, after which a suffix like ‌ها starts)
 LETTER = r"[\p{L}\p{M}\p{N}_]"
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")  # the end of the header block
+_ARABIC = re.compile("[" + "".join(map(chr, ARABIC_TO_PERSIAN)) + "]")
 
 
 @dataclass(frozen=True)
 class Facts:
-    """What rules match on, read once from the message."""
+    """What rules match on, read once from the message; its text is normalized (and
+    case folded, for the quick test of words) when a rule first reads it."""
     recipients: tuple[str, ...]  # lower-case, with their +tags
     sender: str  # From
-    subject: str
-    body: str  # at most MAX_TEXT characters
+    subject_text: str
+    text: str  # at most MAX_TEXT characters
     headers: dict[str, list[str]]  # lower-case names
     attachments: tuple[tuple[str, str, str], ...]  # (filename, declared, sniffed type)
+
+    @cached_property
+    def subject(self) -> str:
+        return _text(self.subject_text)
+
+    @cached_property
+    def body(self) -> str:
+        return _text(self.text)
+
+    @cached_property
+    def folded_subject(self) -> str:
+        return self.subject.casefold()
+
+    @cached_property
+    def folded_body(self) -> str:
+        return self.body.casefold()
 
 
 @dataclass
@@ -68,7 +87,7 @@ def facts_of(msg: ParsedMessage, recipients: list[str], headers: dict[str, list[
     """`recipients`: every address the message was sent to, in routing order;
     `headers`: the values of the headers rules name (`read_headers`)."""
     return Facts(recipients=tuple(recipients), sender=normalize_address(msg.from_addr) or "",
-                 subject=_text(msg.subject), body=_text(msg.text[:MAX_TEXT]), headers=headers,
+                 subject_text=msg.subject, text=msg.text[:MAX_TEXT], headers=headers,
                  attachments=tuple((a.filename, a.content_type, a.sniffed_type)
                                    for a in msg.attachments if not a.inline))
 
@@ -92,7 +111,12 @@ def read_headers(raw: bytes, names: set[str]) -> dict[str, list[str]]:
 
 
 def _text(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "").translate(ARABIC_TO_PERSIAN)
+    """`text` as rules compare it: NFKC, Persian letters for Arabic ones (each done only
+    when the text needs it: most mail is NFKC already and has no Arabic letters)."""
+    text = text or ""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return text.translate(ARABIC_TO_PERSIAN) if _ARABIC.search(text) else text
 
 
 def evaluate(rules: tuple[Rule, ...], facts: Facts) -> Ruling:
@@ -170,18 +194,29 @@ def _from_domain(wanted, facts: Facts, _) -> bool:
                for d in (w.lstrip("@").lower() for w in wanted))
 
 
+def _words(phrase: str) -> list[str]:
+    return _text(phrase).replace("\u200c", " ").split()
+
+
 def words_pattern(words: tuple[str, ...]) -> str:
     """A pattern for any of `words` (or phrases) as whole words: a space between two
     words of a phrase stands for any spacing, a zero-width non-joiner or none."""
-    phrases = ("[\\s\u200c]*".join(regex.escape(w) for w in _text(p).replace("\u200c", " ")
-                                    .split()) for p in words)
+    phrases = ("[\\s\u200c]*".join(map(regex.escape, _words(p))) for p in words)
     return rf"(?<!{LETTER})(?:" + "|".join(phrases) + rf")(?!{LETTER})"
 
 
-def _text_check(attribute: str, words: bool):
+def _pattern_check(attribute: str):
     def check(wanted, facts: Facts, noter: _Noter) -> bool:
-        return noter.search(words_pattern(wanted) if words else wanted,
-                            getattr(facts, attribute))
+        return noter.search(wanted, getattr(facts, attribute))
+    return check
+
+
+def _words_check(attribute: str):
+    def check(wanted, facts: Facts, noter: _Noter) -> bool:
+        # quick: a phrase can match only where each of its words stands as a substring
+        folded = getattr(facts, f"folded_{attribute}")
+        likely = tuple(p for p in wanted if all(w.casefold() in folded for w in _words(p)))
+        return bool(likely) and noter.search(words_pattern(likely), getattr(facts, attribute))
     return check
 
 
@@ -206,7 +241,7 @@ def _attachment_type(wanted, facts: Facts, _) -> bool:
 
 
 CHECKS = {"recipient": _recipient, "tag": _tag, "from_address": _from_address,
-          "from_domain": _from_domain, "subject": _text_check("subject", False),
-          "subject_words": _text_check("subject", True), "body": _text_check("body", False),
-          "body_words": _text_check("body", True), "header": _header,
+          "from_domain": _from_domain, "subject": _pattern_check("subject"),
+          "subject_words": _words_check("subject"), "body": _pattern_check("body"),
+          "body_words": _words_check("body"), "header": _header,
           "attachment": _attachment, "attachment_type": _attachment_type}
