@@ -63,7 +63,7 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
     else:
         notes.append("notify: automatic mail, no acknowledgement")
     rows = to_agents(session, settings, ticket, "new_ticket",
-                     _for_agents(settings, base, message, refused), now)
+                     _for_agents(settings, base, message, refused), now, first=True)
     notes.append(f"notify: {len(rows)} agent notification(s) queued")
     return notes
 

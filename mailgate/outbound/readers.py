@@ -71,14 +71,17 @@ def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
 
 
 def to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
-              context: dict, now: dt.datetime, only_assignee: bool = False) -> list[Outbox]:
+              context: dict, now: dt.datetime, only_assignee: bool = False,
+              first: bool = False) -> list[Outbox]:
     """Mail to the assignee (`only_assignee`, when there is an active one), else to the
-    department's team address, else to each of its active agents."""
+    department's team address, else to each of its active agents. `first`: the
+    ticket is new in this transaction, so no earlier mail about it to thread on."""
     agent_ids = {a.email: a.id for a in ticket.department.agents}
     if ticket.assignee is not None:
         agent_ids[ticket.assignee.email] = ticket.assignee.id
     rows = [_to_agent_address(session, settings, ticket, kind, context, now,
-                              address=address, agent_id=agent_ids.get(address, TEAM))
+                              address=address, agent_id=agent_ids.get(address, TEAM),
+                              first=first)
             for address in agent_recipients(ticket, only_assignee)]
     return [r for r in rows if r is not None]
 
@@ -94,10 +97,11 @@ def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
 
 def _to_agent_address(session: Session, settings: Settings, ticket: Ticket, kind: str,
                       context: dict, now: dt.datetime, *, address: str, agent_id: int,
-                      name: str = "") -> Outbox | None:
+                      name: str = "", first: bool = False) -> Outbox | None:
     """`agent_id`: whose reply the Message-ID proves (`signing.TEAM` for a team address).
     It threads on the earlier mail about the ticket to `address` (`agent_thread_headers`)."""
-    in_reply_to, references = agent_thread_headers(session, ticket, address, agent_id)
+    in_reply_to, references = (None, None) if first else \
+        agent_thread_headers(session, ticket, address, agent_id)
     return queue(session, settings, Mail(
         kind=kind, recipients=[address], locale=locale_for(settings, None, ticket),
         context={**context, "recipient": {"name": name, "email": address, "role": "agent"}},
