@@ -124,39 +124,38 @@ def filter_by_status(driver, status: str) -> list[str]:
             for row in driver.find_elements(By.CSS_SELECTOR, "#tickets tbody tr")]
 
 
+# (locale, direction, customer, address, earlier ticket, this ticket, a line of its
+#  text, the page's word for "ticket", the link to the list, the status chosen, and
+#  the statuses listed then)
+CASES = [
+    ("fa", "rtl", "مریم احمدی <maryam@example.ir>", "billing@example.com",
+     ("پرداخت قبلی", "سلام، پرداخت قبلی من ثبت نشد."),
+     ("مبلغ فاکتور دو بار کسر شد", "سلام،\nامروز صبح مبلغ فاکتور دو بار از کارت بانکی‌ام کسر شد.\n"),
+     "دو بار از کارت بانکی", "تیکت", "همه‌ی تیکت‌های شما", "closed", ["closed"]),
+    ("ka", "ltr", "ლევან ჯავახიშვილი <levan@example.ge>", "support@example.com",
+     ("როუტერი", "როუტერი არ მუშაობს."),
+     ("ინტერნეტი საღამოობით ნელა მუშაობს", "გამარჯობა,\nსაღამოს 8 საათის შემდეგ სიჩქარე ეცემა.\n"),
+     "სიჩქარე ეცემა", "ბილეთი", "ყველა თქვენი ბილეთი", "open_all", ["new"]),
+]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_persian_and_georgian_pages_in_chromium(browser, served):
     from selenium.webdriver.common.by import By  # noqa: E402  (selenium: browser test only)
 
     gw, base = served
-    maryam = "مریم احمدی <maryam@example.ir>"
-    open_ticket(gw, base, maryam, "billing@example.com", "پرداخت قبلی",
-                "سلام، پرداخت قبلی من ثبت نشد.")
-    url = open_ticket(gw, base, maryam, "billing@example.com", "مبلغ فاکتور دو بار کسر شد",
-                      "سلام،\nامروز صبح مبلغ فاکتور دو بار از کارت بانکی‌ام کسر شد.\n")
-    close_all_but_last(gw, "maryam@example.ir")
-    browser.get(url)
-    check_page(browser, "rtl", "fa", "مبلغ فاکتور دو بار کسر شد", "دو بار از کارت بانکی", "تیکت")
-    shot(browser, "web-ticket-fa.png")
-    browser.find_element(By.PARTIAL_LINK_TEXT, "همه‌ی تیکت‌های شما").click()
-    wait_for(browser, "/tickets/")
-    check_page(browser, "rtl", "fa", "تیکت‌های شما", "پرداخت قبلی")
-    assert filter_by_status(browser, "closed") == ["closed"]
-    shot(browser, "web-list-fa.png")
-
-    levan = "ლევან ჯავახიშვილი <levan@example.ge>"
-    open_ticket(gw, base, levan, "support@example.com", "როუტერი", "როუტერი არ მუშაობს.")
-    url = open_ticket(gw, base, levan, "support@example.com",
-                      "ინტერნეტი საღამოობით ნელა მუშაობს",
-                      "გამარჯობა,\nსაღამოს 8 საათის შემდეგ სიჩქარე ეცემა.\n")
-    close_all_but_last(gw, "levan@example.ge")
-    browser.get(url)
-    check_page(browser, "ltr", "ka", "ინტერნეტი საღამოობით ნელა მუშაობს", "სიჩქარე ეცემა", "ბილეთი")
-    shot(browser, "web-ticket-ka.png")
-    browser.find_element(By.PARTIAL_LINK_TEXT, "ყველა თქვენი ბილეთი").click()
-    wait_for(browser, "/tickets/")
-    assert filter_by_status(browser, "open_all") == ["new"]
-    check_page(browser, "ltr", "ka", "ინტერნეტი საღამოობით ნელა მუშაობს")
-    assert "როუტერი" not in browser.find_element(By.ID, "tickets").text
-    shot(browser, "web-list-ka.png")
+    for lang, direction, who, to, earlier, this, line, word, to_list, status, listed in CASES:
+        open_ticket(gw, base, who, to, *earlier)
+        url = open_ticket(gw, base, who, to, *this)
+        close_all_but_last(gw, who.split("<")[1].rstrip(">"))
+        browser.get(url)
+        check_page(browser, direction, lang, this[0], line, word)
+        shot(browser, f"web-ticket-{lang}.png")
+        browser.find_element(By.PARTIAL_LINK_TEXT, to_list).click()
+        wait_for(browser, "/tickets/")
+        check_page(browser, direction, lang, this[0], earlier[0])
+        assert filter_by_status(browser, status) == listed
+        shown = browser.find_element(By.ID, "tickets").text
+        assert (earlier[0] in shown) == (status == "closed") and (this[0] in shown) != (status == "closed")
+        shot(browser, f"web-list-{lang}.png")

@@ -4,6 +4,7 @@ renders them; anything a link does not open is one plain page (403, or 410 for a
 authentic link that expired) that says nothing about why."""
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl, quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -23,9 +24,19 @@ from .words import LOCALES, Speaker
 FORM_LIMIT = 4096  # bytes of the fresh-link form's body
 
 
-def _opened(request: Request, scope: Scope) -> tuple[LinkState, Link | None]:
-    gw = request.app.state.gw
-    return read(signer_for(gw.settings), request.path_params["token"], scope, utcnow())
+def opens(scope: Scope, root: str = "../"):
+    """An endpoint for the links of `scope`, called as `endpoint(request, link)` with a
+    valid one; any other link gets `refused`."""
+    def wrap(endpoint):
+        @functools.wraps(endpoint)
+        def answer(request: Request) -> Response:
+            state, link = read(signer_for(request.app.state.gw.settings),
+                               request.path_params["token"], scope, utcnow())
+            if state is not LinkState.VALID:
+                return refused(request, state, root)
+            return endpoint(request, link)
+        return answer
+    return wrap
 
 
 def switcher(query: dict) -> dict[str, str]:
@@ -44,10 +55,8 @@ def refused(request: Request, state: LinkState, root: str = "../") -> Response:
                 token=request.path_params.get("token", ""), switch=switcher(query))
 
 
-def ticket_page(request: Request) -> Response:
-    state, link = _opened(request, Scope.TICKET)
-    if state is not LinkState.VALID:
-        return refused(request, state)
+@opens(Scope.TICKET)
+def ticket_page(request: Request, link: Link) -> Response:
     gw, now, query = request.app.state.gw, utcnow(), dict(request.query_params)
     with gw.db.unit_of_work() as session:
         ticket = data.visible_ticket(session, link.subject, link.contact)
@@ -63,10 +72,8 @@ def ticket_page(request: Request) -> Response:
                 title=speaker.t("ticket", number=view["number"]), switch=switcher(query))
 
 
-def list_page(request: Request) -> Response:
-    state, link = _opened(request, Scope.LIST)
-    if state is not LinkState.VALID:
-        return refused(request, state)
+@opens(Scope.LIST)
+def list_page(request: Request, link: Link) -> Response:
     gw, now, query = request.app.state.gw, utcnow(), dict(request.query_params)
     with gw.db.unit_of_work() as session:
         who = data.contact(session, link.contact)
@@ -84,10 +91,8 @@ def list_page(request: Request) -> Response:
                 switch=switcher(query), lang_value=query.get("lang", ""))
 
 
-def file_download(request: Request) -> Response:
-    state, link = _opened(request, Scope.FILE)
-    if state is not LinkState.VALID:
-        return refused(request, state, root="../../")
+@opens(Scope.FILE, root="../../")
+def file_download(request: Request, link: Link) -> Response:
     gw = request.app.state.gw
     with gw.db.unit_of_work() as session:
         attachment = data.visible_attachment(session, link.subject, link.contact)
