@@ -255,12 +255,11 @@ def choose_alternative(options: list[Found]) -> str | None:
     besides) or it is empty; None when no alternative has any text."""
     plain = next((o for o in reversed(options) if o.pieces and
                   all(kind == "plain" for kind, _ in o.pieces)), None)
-    richer = [o for o in options if o is not plain and o.pieces]
+    richer = [o.text() for o in options if o is not plain and o.pieces]  # HTML read once
     plain_text = plain.text() if plain else ""
-    best = max(richer, key=lambda o: _words(o.text()), default=None)
-    if best is None:
+    best_text = max(richer, key=_words, default=None)
+    if best_text is None:
         return plain_text if plain else None
-    best_text = best.text()
     if not plain_text.strip() or _words(best_text) > 2 * _words(plain_text) + 10:
         return best_text
     return plain_text
