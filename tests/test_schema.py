@@ -102,3 +102,27 @@ def test_the_head_revision_the_code_knows_is_the_migrations_head(tmp_path):
     database.ensure_schema()
     assert database.stamped_revision() == head
     database.dispose()
+
+
+def test_automatic_replies_queued_before_0009_get_their_domain(empty_url):
+    """The per-domain cap reads outbox.rate_domain from 0009 on: rows already queued
+    get it, so the hour after an upgrade is capped like any other."""
+    from alembic import command
+    from sqlalchemy import text
+
+    database = Database(empty_url)
+    config = database._alembic_config()
+    command.upgrade(config, "0008")
+    with database.engine.begin() as conn:
+        for key in ("a@victim.example", '"odd@local"@other.example', None):
+            conn.execute(text(
+                "INSERT INTO outbox (channel, kind, locale, recipients, sender, sender_name, "
+                "context, rate_key, status, attempts, next_attempt_at, created_at) VALUES "
+                "('email', 'ack', 'en', '[]', 's@example.com', '', '{}', :key, 'sent', 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"), {"key": key})
+    command.upgrade(config, "head")
+    with database.engine.connect() as conn:
+        domains = conn.execute(text("SELECT rate_domain FROM outbox ORDER BY id")).scalars()
+        assert list(domains) == ["victim.example", "other.example", None]
+    command.downgrade(config, "0008")
+    database.dispose()

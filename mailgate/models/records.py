@@ -85,6 +85,7 @@ class Outbox(Base):
     rate_key: Mapped[str | None] = mapped_column(String(320), index=True)  # automatic replies
     # the client network whose mail caused an automatic reply (outbound/limits.py)
     rate_network: Mapped[str | None] = mapped_column(String(64), index=True)
+    rate_domain: Mapped[str | None] = mapped_column(String(255))  # rate_key's domain
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -101,6 +102,7 @@ Index("ix_outbox_due", Outbox.status, Outbox.next_attempt_at)
 # the hourly caps on automatic replies (outbound/limits.py) count one hour of one key
 Index("ix_outbox_rate_key_created", Outbox.rate_key, Outbox.created_at)
 Index("ix_outbox_rate_network_created", Outbox.rate_network, Outbox.created_at)
+Index("ix_outbox_rate_domain_created", Outbox.rate_domain, Outbox.created_at)
 
 
 class Suppression(Base):

@@ -2,15 +2,17 @@
 
 Anyone can forge a From, so an acknowledgement could be aimed at a victim. The
 outbox rows of the kinds in `RATE_LIMITED` carry the address they went to
-(`rate_key`) and the client network whose mail caused them (`rate_network`);
-an hour's worth of those rows is what the caps count.
+(`rate_key`, and its domain in `rate_domain`) and the client network whose mail
+caused them (`rate_network`); an hour's worth of those rows is what the caps
+count, each cap through its own index (key, created_at), so a count reads one
+hour of one address, domain or network, however large the outbox grows.
 """
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -36,13 +38,15 @@ def over_rate_limit(session: Session, settings: Settings, address: str,
     one domain and `ack_limit_per_network` caused by one client network an hour."""
     out = settings.outbound
     domain = address.rsplit("@", 1)[-1]
-    counted = [Outbox.rate_key == address, Outbox.rate_key.like(f"%@{domain}")]
+    hour = Outbox.created_at >= now - dt.timedelta(hours=1)
+    counted = [and_(Outbox.rate_key == address, hour), and_(Outbox.rate_domain == domain, hour)]
     if network:
-        counted.append(Outbox.rate_network == network)
-    # one statement for the three caps: each count is a filter over the same hour's rows
+        counted.append(and_(Outbox.rate_network == network, hour))
+    # one statement for the three caps: each count is a filter over the rows that any
+    # of them reads (an index range each, OR-ed)
     to_address, to_domain, *from_network = session.execute(
         select(*(func.count().filter(where) for where in counted)).select_from(Outbox)
-        .where(Outbox.created_at >= now - dt.timedelta(hours=1), or_(*counted))).one()
+        .where(or_(*counted))).one()
     if to_address >= out.ack_limit_per_hour:
         return f"{address} had {out.ack_limit_per_hour} this hour"
     if to_domain >= out.ack_limit_per_domain:
