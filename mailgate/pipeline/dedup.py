@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ..mail.parse import ParsedMessage
 from ..mail.precheck import header_block
@@ -54,12 +54,12 @@ def _basis(msg: ParsedMessage) -> bytes:
 
 def step(ctx: Context) -> Result | None:
     key = dedup_key(ctx.msg, ctx.raw)
-    earlier = ctx.session.scalar(select(Inbound).where(
-        Inbound.dedup_key.in_((key, legacy_key(ctx.msg, ctx.raw)))))
-    if earlier is None:
+    keys = (key, legacy_key(ctx.msg, ctx.raw))
+    earlier = _earlier(ctx, keys)
+    if earlier is None or earlier.dedup_key not in keys:
         ctx.record.dedup_key = key
-        if ctx.msg.message_id:
-            _same_id_other_content(ctx)
+        if earlier is not None:
+            _same_id_other_content(ctx, earlier)
         return None
     ctx.trace.append(f"dedup: same {'Message-ID and content' if key[0] == 'm' else 'content'} "
                      f"as inbound #{earlier.id} ({earlier.outcome})")
@@ -67,15 +67,22 @@ def step(ctx: Context) -> Result | None:
     return ctx.finish(Outcome.DUPLICATE, ticket)
 
 
-def _same_id_other_content(ctx: Context) -> None:
-    """Another message came under this Message-ID before, with other content: this one
-    goes its own way, and the ticket of the first records that its id came again."""
+def _earlier(ctx: Context, keys: tuple[str, str]) -> Inbound | None:
+    """In one statement: the inbound row this message repeats (its dedup key), else
+    the first row that came under its Message-ID with other content, else None."""
+    same = Inbound.dedup_key.in_(keys)
+    if not ctx.msg.message_id:
+        return ctx.session.scalar(select(Inbound).where(same))
+    same_id = and_(Inbound.message_id == ctx.msg.message_id, Inbound.dedup_key.is_not(None))
+    return ctx.session.scalar(select(Inbound).where(or_(same, same_id))
+                              .order_by(same.desc(), Inbound.id).limit(1))
+
+
+def _same_id_other_content(ctx: Context, first: Inbound) -> None:
+    """Another message came under this Message-ID before (`first`), with other
+    content: this one goes its own way, and the ticket of the first records that
+    its id came again."""
     msg = ctx.msg
-    first = ctx.session.scalar(select(Inbound).where(
-        Inbound.message_id == msg.message_id, Inbound.dedup_key.is_not(None))
-        .order_by(Inbound.id).limit(1))
-    if first is None:
-        return
     ticket = ctx.session.get(Ticket, first.ticket_id) if first.ticket_id else None
     ctx.trace.append(f"dedup: Message-ID also on inbound #{first.id}"
                      + (f" (#{ticket.number})" if ticket else "")
