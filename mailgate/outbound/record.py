@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from .. import tickets
@@ -42,32 +42,50 @@ def outcome(session: Session, settings: Settings, row: Claimed, result: Outcome,
 
 def sent(session: Session, settings: Settings, row: Claimed, refused: tuple[str, ...],
          note: str | None, raw: bytes | None, now: dt.datetime) -> bool:
-    values = {"status": "sent", "sent_at": now, "last_error": note}
-    if raw is not None:
-        values["raw"] = raw
-    if not session.execute(update(TABLE).where(mine(row)).values(**values)).rowcount:
-        return False
-    for address in refused:  # accepted for the others: these count as hard bounces
-        bounces.count_hard_bounce(session, settings, address, "refused by the relay")
-    return True
+    return _mark_sent(session, settings, (row.id, row.claimer, row.attempts), refused,
+                      note, raw, now)
 
 
 def replayed(session: Session, settings: Settings, entry: Entry, raw: bytes | None,
              now: dt.datetime) -> bool:
     """A journalled delivery, recorded after a crash or a database fault (`raw`: the
     bytes as sent, from the journal; a row whose copy was lost says so)."""
-    values = {"status": "sent", "sent_at": now, "last_error": entry.note}
+    note = entry.note
+    if raw is None and entry.sha256 is not None:
+        note = "; ".join(filter(None, (entry.note, UNKEPT)))
+    return _mark_sent(session, settings, (entry.id, entry.claimer, entry.attempt),
+                      entry.refused, note, raw, now)
+
+
+def _claimed_update():
+    """UPDATE of the row still `sending` under one claim (`claims.mine`), with the claim
+    as bind parameters: built once, since building and keying a statement cost the
+    sender more CPU than running it."""
+    return update(TABLE).where(
+        TABLE.c.id == bindparam("claim_id"), TABLE.c.status == "sending",
+        TABLE.c.claimed_by == bindparam("claimer"), TABLE.c.attempts == bindparam("attempt"))
+
+
+MARK_SENT = _claimed_update().values(status="sent", sent_at=bindparam("sent_at"),
+                                     last_error=bindparam("note"))
+MARK_SENT_WITH_BYTES = MARK_SENT.values(raw=bindparam("raw"))
+
+
+def _mark_sent(session: Session, settings: Settings, claim: tuple[int, str, int],
+               refused: tuple[str, ...], note: str | None, raw: bytes | None,
+               now: dt.datetime) -> bool:
+    """Row `claim` (id, claimer, attempt) sent at `now`, with the bytes as sent if known;
+    each of `refused` (refused by the relay, accepted for the others) counts as a hard
+    bounce. False when the row is no longer under that claim."""
+    ident, claimer, attempt = claim
+    values = {"claim_id": ident, "claimer": claimer, "attempt": attempt, "sent_at": now,
+              "note": note}
+    statement = MARK_SENT
     if raw is not None:
-        values["raw"] = raw
-    elif entry.sha256 is not None:
-        values["last_error"] = "; ".join(filter(None, (entry.note, UNKEPT)))
-    done = session.execute(update(TABLE).where(
-        TABLE.c.id == entry.id, TABLE.c.status == "sending",
-        TABLE.c.claimed_by == entry.claimer, TABLE.c.attempts == entry.attempt,
-    ).values(**values)).rowcount
-    if not done:
+        statement, values["raw"] = MARK_SENT_WITH_BYTES, raw
+    if not session.execute(statement, values).rowcount:
         return False
-    for address in entry.refused:
+    for address in refused:
         bounces.count_hard_bounce(session, settings, address, "refused by the relay")
     return True
 
