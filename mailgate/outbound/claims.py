@@ -126,7 +126,7 @@ class Claimer:
             and_(TABLE.c.status == "sending", TABLE.c.claimed_at < now - LEASE,
                  or_(TABLE.c.claimed_by.is_(None),
                      TABLE.c.claimed_by.not_in(alive | {self.token}))))
-        query = select(TABLE).where(due, in_turn()).order_by(TABLE.c.next_attempt_at,
+        query = select(TABLE).where(due, IN_TURN).order_by(TABLE.c.next_attempt_at,
                                                              TABLE.c.id).limit(1)
         if self.db.is_postgresql:
             return self._claim_locked(query, now)
@@ -188,6 +188,11 @@ def in_turn():
         earlier.c.channel == TABLE.c.channel,
         earlier.c.kind.in_(("agent_reply", "status_change")),
         earlier.c.status.in_(("pending", "sending"))))
+
+
+# built once: an alias of the outbox table with all its columns cost more to make
+# for every claim (~0.85 ms) than the claim's SELECT to run
+IN_TURN = in_turn()
 
 
 def release_dead(session: Session, tokens: set[str], journalled: set[int]) -> int:
