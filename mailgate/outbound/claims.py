@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, exists, or_, select, text, true, update
+from sqlalchemy import and_, bindparam, exists, or_, select, text, true, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -64,10 +64,16 @@ class Claimed:
                    row["raw"], claimer)
 
 
-def mine(claimed: Claimed):
-    """The SQL condition "this row is still ours, in this attempt"."""
-    return and_(TABLE.c.id == claimed.id, TABLE.c.status == "sending",
-                TABLE.c.claimed_by == claimed.claimer, TABLE.c.attempts == claimed.attempts)
+# The SQL condition "this row is still ours, in this attempt", the claim given as bind
+# parameters (`claim_params`): built once, since building and keying a statement cost
+# the sender more CPU than running it.
+MINE = and_(TABLE.c.id == bindparam("claim_id"), TABLE.c.status == "sending",
+            TABLE.c.claimed_by == bindparam("claimer"), TABLE.c.attempts == bindparam("attempt"))
+
+
+def claim_params(ident: int, claimer: str, attempt: int) -> dict:
+    """The bind parameters of `MINE` for one claim."""
+    return {"claim_id": ident, "claimer": claimer, "attempt": attempt}
 
 
 class Claim:

@@ -21,6 +21,11 @@ from ..models import Outbox
 RATE_LIMITED = {"ack", "rejection", "held", "command_refused", "my_tickets", "status_link"}
 
 
+def domain_of(address: str) -> str:
+    """What `rate_domain` holds for an address, and the per-domain cap counts."""
+    return address.rsplit("@", 1)[-1]
+
+
 def network_of(address: str | None) -> str | None:
     """The client network an automatic-reply cap counts: /24 for IPv4, /56 for IPv6."""
     try:
@@ -37,7 +42,7 @@ def over_rate_limit(session: Session, settings: Settings, address: str,
     or None: at most `ack_limit_per_hour` to one address, `ack_limit_per_domain` to
     one domain and `ack_limit_per_network` caused by one client network an hour."""
     out = settings.outbound
-    domain = address.rsplit("@", 1)[-1]
+    domain = domain_of(address)
     hour = Outbox.created_at >= now - dt.timedelta(hours=1)
     counted = [and_(Outbox.rate_key == address, hour), and_(Outbox.rate_domain == domain, hour)]
     if network:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import Outbox, Suppression, Ticket
 from ..signing import mail_host
-from .limits import RATE_LIMITED
+from .limits import RATE_LIMITED, domain_of
 
 AUTO_REPLIED = {"ack", "status_change", "merged", "rejection", "reminder", "auto_closed",
                 "command_refused", "my_tickets", "status_link"}
@@ -60,7 +60,7 @@ def queue(session: Session, settings: Settings, mail: Mail, now: dt.datetime) ->
         auto_submitted="auto-replied" if mail.kind in AUTO_REPLIED else
         "auto-generated" if mail.kind in AUTO_GENERATED else None,
         rate_key=recipients[0] if limited else None,
-        rate_domain=recipients[0].rsplit("@", 1)[-1] if limited else None,
+        rate_domain=domain_of(recipients[0]) if limited else None,
         rate_network=mail.rate_network if limited else None,
         status="pending", attempts=0, next_attempt_at=now, created_at=now)
     session.add(row)

@@ -1,6 +1,6 @@
 """Recording an outcome in the outbox, in the caller's unit of work.
 
-Every write is conditional on the claim (`claims.mine`): a row that another
+Every write is conditional on the claim (`claims.MINE`): a row that another
 sender took meanwhile, or that a journal replay already recorded, is left as
 it is, and the function says so by returning False.
 """
@@ -16,7 +16,7 @@ from .. import tickets
 from ..config import Settings
 from ..models import Outbox, Ticket
 from . import bounces
-from .claims import TABLE, Claimed, mine
+from .claims import MINE, TABLE, Claimed, claim_params
 from .journal import Entry
 from .outcomes import Delivered, Outcome, Permanent, Temporary
 
@@ -57,17 +57,8 @@ def replayed(session: Session, settings: Settings, entry: Entry, raw: bytes | No
                       entry.refused, note, raw, now)
 
 
-def _claimed_update():
-    """UPDATE of the row still `sending` under one claim (`claims.mine`), with the claim
-    as bind parameters: built once, since building and keying a statement cost the
-    sender more CPU than running it."""
-    return update(TABLE).where(
-        TABLE.c.id == bindparam("claim_id"), TABLE.c.status == "sending",
-        TABLE.c.claimed_by == bindparam("claimer"), TABLE.c.attempts == bindparam("attempt"))
-
-
-MARK_SENT = _claimed_update().values(status="sent", sent_at=bindparam("sent_at"),
-                                     last_error=bindparam("note"))
+MARK_SENT = update(TABLE).where(MINE).values(status="sent", sent_at=bindparam("sent_at"),
+                                            last_error=bindparam("note"))
 MARK_SENT_WITH_BYTES = MARK_SENT.values(raw=bindparam("raw"))
 
 
@@ -78,8 +69,7 @@ def _mark_sent(session: Session, settings: Settings, claim: tuple[int, str, int]
     each of `refused` (refused by the relay, accepted for the others) counts as a hard
     bounce. False when the row is no longer under that claim."""
     ident, claimer, attempt = claim
-    values = {"claim_id": ident, "claimer": claimer, "attempt": attempt, "sent_at": now,
-              "note": note}
+    values = {**claim_params(ident, claimer, attempt), "sent_at": now, "note": note}
     statement = MARK_SENT
     if raw is not None:
         statement, values["raw"] = MARK_SENT_WITH_BYTES, raw
@@ -125,7 +115,8 @@ def failed(session: Session, settings: Settings, row: Claimed, reason: str,
 
 
 def _ours(session: Session, row: Claimed) -> Outbox | None:
-    return session.scalars(select(Outbox).where(mine(row))).first()
+    return session.scalars(select(Outbox).where(MINE),
+                           claim_params(row.id, row.claimer, row.attempts)).first()
 
 
 def _event(session: Session, stored: Outbox, detail: str) -> None:
