@@ -3,7 +3,7 @@
 Run by hand (not part of the tests):
 
     .venv/bin/python benchmarks/pipeline_profile.py [--messages 1000] [--sqlite]
-                                                    [--profile FILE] [--top 30]
+                                                    [--profile FILE] [--top 30] [--steps]
 
 Ingests the messages `smtp_ingest.py` sends (new tickets, true replies from a
 ticket's requester, token replies from strangers) into a scratch PostgreSQL
@@ -11,7 +11,9 @@ database (or SQLite) through `pipeline.ingest`, in this process, then sends the
 acknowledgements and agent notifications through the file transport
 (`OutboxSender.run_once`). Prints CPU per message for the pipeline and for the
 outbox, SQL statements per message by outcome and, with `--profile`, the
-functions the time went to (cumulative, and exclusive by package).
+functions the CPU went to (cumulative, and exclusive by package); with
+`--steps`, CPU per message in each stage of the path (raw store, precheck, parse,
+each of the pipeline's STEPS, the commit).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ from mailgate.gateway import Gateway  # noqa: E402
 from mailgate.models import Address, Agent, Department  # noqa: E402
 from mailgate.outbound.delivery import Link  # noqa: E402
 from mailgate.outbound.sender import OutboxSender  # noqa: E402
-from mailgate.pipeline import Envelope, ingest  # noqa: E402
+from mailgate.pipeline import Envelope, ingest, runner  # noqa: E402
 from mailgate.vocabulary import Source  # noqa: E402
 
 ADMIN = "host=127.0.0.1 user=postgres dbname=postgres"
@@ -105,7 +107,8 @@ def seed_tokens(gw: Gateway, count: int) -> tuple[list[str], list[str]]:
     return tokens, requesters
 
 
-def run(gw: Gateway, messages: list[bytes], profiler: cProfile.Profile | None) -> None:
+def run(gw: Gateway, messages: list[bytes], profiler: cProfile.Profile | None,
+        clock: StepClock | None = None) -> None:
     envelope = Envelope(Source.SMTP, "customer@example.org", ("support@example.com",),
                         peer="192.0.2.1")
     statements = Statements(gw.db.engine)
@@ -118,6 +121,8 @@ def run(gw: Gateway, messages: list[bytes], profiler: cProfile.Profile | None) -
         result = ingest(gw, raw, envelope)
         by_outcome[str(result.outcome)].append(statements.count - before)
     pipeline_cpu = time.process_time() - cpu
+    if clock:
+        clock.report(len(messages), pipeline_cpu)
     before = statements.count
     cpu = time.process_time()
     sent = send_all(OutboxSender(gw, workers=1))
@@ -133,6 +138,50 @@ def run(gw: Gateway, messages: list[bytes], profiler: cProfile.Profile | None) -
     for outcome, counts in sorted(by_outcome.items()):
         print(f"  {outcome:10s} {len(counts):5d} messages, statements per message: "
               f"median {sorted(counts)[len(counts) // 2]}, min {min(counts)}, max {max(counts)}")
+
+
+class StepClock:
+    """CPU spent in each stage of the path, exclusive (a flush within a step counts as
+    the flush's), by wrapping the stages in place."""
+
+    def __init__(self, gw: Gateway):
+        self.cpu: dict[str, float] = collections.Counter()
+        self._inner: list[float] = []  # CPU of the stages within each running stage
+        for module in runner.STEPS:
+            module.step = self._timed(module.__name__.rsplit(".", 1)[-1], module.step)
+        gw.storage.raw.put = self._timed("raw store", gw.storage.raw.put)
+        runner.precheck = self._timed("precheck", runner.precheck)
+        gw.parser.parse = self._timed("parse", gw.parser.parse)
+        gw.db.sessions = self._session_clock(gw.db.sessions)
+
+    def _timed(self, name: str, function):
+        """`function`, its CPU counted under `name`, less what stages within it took."""
+        def timed(*args, **kwargs):
+            self._inner.append(0.0)
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = time.process_time() - started
+                self.cpu[name] += spent - self._inner.pop()
+                if self._inner:
+                    self._inner[-1] += spent
+        return timed
+
+    def _session_clock(self, sessions):
+        def session():
+            made = sessions()
+            made.flush = self._timed("ORM flush", made.flush)
+            made.commit = self._timed("commit", made.commit)
+            return made
+        return session
+
+    def report(self, count: int, total: float) -> None:
+        print("CPU per message by stage (ms):")
+        for name, seconds in sorted(self.cpu.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:26s} {seconds / count * 1000:6.2f}")
+        rest = total - sum(self.cpu.values())
+        print(f"  {'(the rest)':26s} {rest / count * 1000:6.2f}")
 
 
 def send_all(sender: OutboxSender) -> int:
@@ -178,6 +227,8 @@ def main() -> None:
     parser.add_argument("--profile", nargs="?", const="", default=None,
                         help="profile, and write the stats to this file")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--steps", action="store_true",
+                        help="print CPU per message in each stage of the path")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="mailgate-prof-"))
     url, name = scratch_database(args.sqlite, workdir)
@@ -187,8 +238,8 @@ def main() -> None:
         messages = build_messages(args.messages, tokens, requesters=requesters)
         warm = build_messages(50, tokens, seed=99, requesters=requesters)
         run(gw, warm, None)
-        profiler = cProfile.Profile() if args.profile is not None else None
-        run(gw, messages, profiler)
+        profiler = cProfile.Profile(time.process_time) if args.profile is not None else None  # CPU, not waits
+        run(gw, messages, profiler, StepClock(gw) if args.steps else None)
         if profiler:
             report_profile(profiler, args.profile or None, args.top)
         gw.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from .mail.headers import split_plus
@@ -37,6 +37,20 @@ class MergeRefused(ValueError):
 
 
 # -- lookups ------------------------------------------------------------------
+
+# The look-ups every message makes are built once, with bind parameters: building a
+# statement and its cache key cost more CPU than running it (benchmarks/pipeline_profile.py).
+DIRECTORY = select(Department, Address.address).outerjoin(
+    Address, (Address.department_id == Department.id)
+    & Address.address.in_(bindparam("addresses", expanding=True)))
+CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
+AGENT_BY_EMAIL = select(Agent).where(Agent.email == bindparam("email"))
+OUTBOX_TICKETS = select(Outbox.message_id, Outbox.ticket_id).where(
+    Outbox.message_id.in_(bindparam("ids", expanding=True)), Outbox.ticket_id.is_not(None))
+MESSAGE_TICKETS = select(Message.message_id, Message.ticket_id).where(
+    Message.message_id.in_(bindparam("ids", expanding=True)))
+PARTICIPANT_EMAILS = select(Contact.email).join(Participant).where(
+    Participant.ticket_id == bindparam("ticket_id"))
 
 def department_by_key(session: Session, key: str) -> Department:
     dept = session.scalar(select(Department).where(Department.key == key))
@@ -78,10 +92,7 @@ def directory(session: Session, addresses: set[str]) -> Directory:
     wanted = sorted(addresses) or [""]
     # whole Department rows, held for the unit of work: later uses of `ticket.department`
     # find them in the session instead of asking the database again
-    rows = session.execute(
-        select(Department, Address.address)
-        .outerjoin(Address, (Address.department_id == Department.id)
-                   & Address.address.in_(wanted))).all()
+    rows = session.execute(DIRECTORY, {"addresses": wanted}).all()
     return Directory(routes={address: d.key for d, address in rows if address},
                      departments={d.key: d for d, _ in rows},
                      prefixes=frozenset(d.prefix for d, _ in rows if d.prefix))
@@ -134,11 +145,8 @@ def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | No
     ids name the ticket it went into) and which id it was."""
     if not ids:
         return None, ""
-    found = dict(session.execute(select(Outbox.message_id, Outbox.ticket_id)
-                                 .where(Outbox.message_id.in_(ids),
-                                        Outbox.ticket_id.is_not(None))).all())
-    found.update(session.execute(select(Message.message_id, Message.ticket_id)
-                                 .where(Message.message_id.in_(ids))).all())
+    found = dict(session.execute(OUTBOX_TICKETS, {"ids": ids}).all())
+    found.update(session.execute(MESSAGE_TICKETS, {"ids": ids}).all())
     for mid in reversed(ids):
         if mid in found:
             return final(session, session.get(Ticket, found[mid])), mid
@@ -146,9 +154,7 @@ def ticket_by_message_ids(session: Session, ids: list[str]) -> tuple[Ticket | No
 
 
 def participant_emails(session: Session, ticket: Ticket) -> frozenset[str]:
-    rows = session.scalars(
-        select(Contact.email).join(Participant).where(Participant.ticket_id == ticket.id))
-    return frozenset(rows)
+    return frozenset(session.scalars(PARTICIPANT_EMAILS, {"ticket_id": ticket.id}))
 
 
 def view(session: Session, ticket: Ticket | None) -> TicketView | None:
@@ -165,14 +171,14 @@ def token_for(ticket: Ticket, default_prefix: str) -> str:
 def agent_by_email(session: Session, email: str | None) -> Agent | None:
     if not email:
         return None
-    return session.scalar(select(Agent).where(Agent.email == email))
+    return session.scalar(AGENT_BY_EMAIL, {"email": email})
 
 
 # -- changes ------------------------------------------------------------------
 
 def contact_for(session: Session, email: str, name: str = "") -> Contact:
     """The contact with `email`, added (not yet flushed) when new."""
-    contact = session.scalar(select(Contact).where(Contact.email == email))
+    contact = session.scalar(CONTACT_BY_EMAIL, {"email": email})
     if contact is None:
         contact = Contact(email=email, name=name, created_at=utcnow())
         session.add(contact)

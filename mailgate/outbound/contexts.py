@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -25,14 +25,18 @@ def department_sender(session: Session, settings: Settings, ticket: Ticket) -> t
     return department_sender_for(session, settings, ticket.department)
 
 
+# built once (see limits.CAPS): a department's first address
+FIRST_ADDRESS = select(Address.address).where(
+    Address.department_id == bindparam("department_id")).order_by(Address.id).limit(1)
+
+
 def department_sender_for(session: Session, settings: Settings,
                           department: Department) -> tuple[str, str]:
     # asked several times per message: looked up once per unit of work
     known = session.info.setdefault("department_sender", {})
     if department.id not in known:
         address = settings.outbound.from_address or session.scalar(
-            select(Address.address).where(Address.department_id == department.id)
-            .order_by(Address.id).limit(1)) or f"mailgate@{mail_host(settings)}"
+            FIRST_ADDRESS, {"department_id": department.id}) or f"mailgate@{mail_host(settings)}"
         known[department.id] = (address, settings.outbound.from_name or department.name)
     return known[department.id]
 

@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -94,11 +94,16 @@ def queue_sms(session: Session, ticket: Ticket, kind: str, context: dict, locale
     return row
 
 
+# asked for every mail queued: built once (see limits.CAPS)
+SUPPRESSED = select(Suppression.address).where(
+    Suppression.address.in_(bindparam("addresses", expanding=True)),
+    Suppression.suppressed.is_(True))
+
+
 def suppressed(session: Session, addresses: list[str]) -> set[str]:
     if not addresses:
         return set()
-    return set(session.scalars(select(Suppression.address).where(
-        Suppression.address.in_(addresses), Suppression.suppressed.is_(True))))
+    return set(session.scalars(SUPPRESSED, {"addresses": list(addresses)}))
 
 
 def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:

@@ -9,13 +9,23 @@ that ticket, already theirs, and none signed for anyone else.
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..models import Contact, Message, Outbox, Ticket
 from ..signing import SIGNED, Reader, visible_to
 
 MAX_REFERENCES = 18  # ids kept in References: the newest, and for agents the first
+
+
+# built once, with bind parameters (see limits.CAPS): the reader's newest message on
+# the ticket with an id, and the ticket's outgoing mail in order
+LAST_OWN = select(Message).where(
+    Message.ticket_id == bindparam("ticket_id"), Message.kind == "customer_reply",
+    Message.author_email == bindparam("email"),
+    Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1)
+MAIL_ABOUT = select(Outbox.message_id, Outbox.recipients).where(
+    Outbox.ticket_id == bindparam("ticket_id"), Outbox.channel == "email").order_by(Outbox.id)
 
 
 def thread_headers(session: Session, ticket: Ticket, reader: Contact,
@@ -29,10 +39,7 @@ def thread_headers(session: Session, ticket: Ticket, reader: Contact,
             newest.author_email == reader.email:
         last = newest if newest.message_id else None
     else:
-        last = session.scalar(select(Message).where(
-            Message.ticket_id == ticket.id, Message.kind == "customer_reply",
-            Message.author_email == reader.email,
-            Message.message_id.is_not(None)).order_by(Message.id.desc()).limit(1))
+        last = session.scalar(LAST_OWN, {"ticket_id": ticket.id, "email": reader.email})
     if last is None or not visible_to(last.message_id, reader.id):
         return None, None
     chain = [i for i in (last.references or "").split() if visible_to(i, reader.id)]
@@ -46,8 +53,7 @@ def agent_thread_headers(session: Session, ticket: Ticket, address: str,
     is answered, the first (the new ticket's notification) and the latest are referred to."""
     if ticket.id is None:
         return None, None
-    rows = session.execute(select(Outbox.message_id, Outbox.recipients).where(
-        Outbox.ticket_id == ticket.id, Outbox.channel == "email").order_by(Outbox.id))
+    rows = session.execute(MAIL_ABOUT, {"ticket_id": ticket.id})
     ids = [mid for mid, recipients in rows
            if recipients == [address] and _signed_for(mid, ticket.id, agent_id)]
     if not ids:

@@ -15,11 +15,14 @@ from .context import Context
 
 
 def agent_of(session: Session, address: str | None, department_id: int) -> Agent | None:
-    """The active agent with `address` who works in the department, if any."""
-    agent = tickets.agent_by_email(session, address)
-    if agent is None or not agent.active:
+    """The active agent with `address` who works in the department, if any. Read from
+    the department's agents, which the agents' notification of the same message reads
+    again (the Department is in the session since the guard step's directory)."""
+    if not address:
         return None
-    return agent if any(d.id == department_id for d in agent.departments) else None
+    department = session.get(Department, department_id)
+    return next((agent for agent in department.agents
+                 if agent.email == address and agent.active), None)
 
 
 def apply_commands(ctx: Context, ticket: Ticket, agent: Agent, commands: list[Command],

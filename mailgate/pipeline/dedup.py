@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from ..mail.parse import ParsedMessage
 from ..mail.precheck import header_block
@@ -67,15 +67,24 @@ def step(ctx: Context) -> Result | None:
     return ctx.finish(Outcome.DUPLICATE, ticket)
 
 
+# Built once, with bind parameters (building and cache-keying them per message cost
+# more CPU than running them): the row under one of the message's two dedup keys,
+# and that row else the first under its Message-ID.
+_SAME = Inbound.dedup_key.in_([bindparam("key"), bindparam("legacy")])
+SAME_CONTENT = select(Inbound).where(_SAME).limit(1)
+SAME_CONTENT_OR_ID = select(Inbound).where(or_(_SAME, and_(
+    Inbound.message_id == bindparam("message_id"), Inbound.dedup_key.is_not(None)))
+).order_by(_SAME.desc(), Inbound.id).limit(1)
+
+
 def _earlier(ctx: Context, keys: tuple[str, str]) -> Inbound | None:
     """In one statement: the inbound row this message repeats (its dedup key), else
     the first row that came under its Message-ID with other content, else None."""
-    same = Inbound.dedup_key.in_(keys)
+    key, legacy = keys
     if not ctx.msg.message_id:
-        return ctx.session.scalar(select(Inbound).where(same))
-    same_id = and_(Inbound.message_id == ctx.msg.message_id, Inbound.dedup_key.is_not(None))
-    return ctx.session.scalar(select(Inbound).where(or_(same, same_id))
-                              .order_by(same.desc(), Inbound.id).limit(1))
+        return ctx.session.scalar(SAME_CONTENT, {"key": key, "legacy": legacy})
+    return ctx.session.scalar(SAME_CONTENT_OR_ID, {"key": key, "legacy": legacy,
+                                                   "message_id": ctx.msg.message_id})
 
 
 def _same_id_other_content(ctx: Context, first: Inbound) -> None:
