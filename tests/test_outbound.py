@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from mailgate import tickets as ops
 from mailgate.gateway import Gateway
-from mailgate.models import Contact, Department, Outbox, Suppression, Ticket
+from mailgate.models import Address, Contact, Department, Outbox, Suppression, Ticket
 from mailgate.outbound import notify
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
@@ -316,7 +316,6 @@ def test_file_transport_is_the_default(settings, parser_pool, departments):
 def test_two_senders_never_send_a_row_twice(pg_url, tmp_path, parser_pool, relay):
     """Several daemons share one outbox on PostgreSQL (SKIP LOCKED); on SQLite one daemon."""
     from mailgate.config import Settings
-    from mailgate.models import Address
     from tests.conftest import _truncate_all
 
     settings = Settings().replace(
@@ -340,6 +339,39 @@ def test_two_senders_never_send_a_row_twice(pg_url, tmp_path, parser_pool, relay
         g.close()
     ids = [strict(r.raw)["Message-ID"] for r in relay.received]
     assert len(ids) == 30 and len(set(ids)) == 30  # 30 acks (no agents in the department)
+
+
+def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_path,
+                                                                    parser_pool):
+    """On PostgreSQL a row whose lease ran out is taken again only when no live sender
+    holds its advisory lock: the claim passes over it and takes the next due row."""
+    from mailgate.config import Settings
+    from mailgate.outbound.claims import LEASE, Claimer
+    from tests.conftest import _truncate_all
+
+    settings = Settings().replace(database={"url": pg_url},
+                                  storage={"dir": tmp_path / "var", "fsync": False})
+    gw = Gateway(settings, parser=parser_pool)
+    _truncate_all(gw.db)
+    with gw.db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+    for i in range(2):
+        ingest(gw, make_mail(sender=f"held{i}@example.org", subject=f"held {i}"), PIPE)
+    clock = Clock()
+    held = Claimer(gw.db, "host-a", clock).claim(set())  # host A holds the first row
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # and its lease runs out
+    taken = Claimer(gw.db, "host-b", clock).claim(set())
+    try:
+        assert held is not None and taken is not None
+        assert taken.row.id != held.row.id and taken.row.attempts == 1
+        held.release()  # host A is gone: its row can be taken after the lease
+        again = Claimer(gw.db, "host-c", clock).claim(set())
+        assert again is not None and again.row.id == held.row.id and again.row.attempts == 2
+        again.release()
+    finally:
+        taken.release()
+        gw.close()
 
 
 def test_agent_notification_goes_to_team_address_when_set(mgw, relay):
