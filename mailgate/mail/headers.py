@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import email.message
 import re
-import unicodedata
 
 # Characters that end a line somewhere: CR, LF, VT, FF, NEL, LS, PS; plus
 # every other control character, which has no business in a header.
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
+# the other control characters: exactly Unicode's category Cc (C0, DEL, C1)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _WS = re.compile(r"\s+")
 _MSGID = re.compile(r"<([^<>\s]{1,990})>")
 _ADDR = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:\[\]]+$")
@@ -26,7 +27,7 @@ def one_line(value: object, max_len: int = 500) -> str:
     if value is None:
         return ""
     text = _LINE_BREAKS.sub(" ", str(value))
-    text = "".join(ch if unicodedata.category(ch) != "Cc" else " " for ch in text)
+    text = _CONTROLS.sub(" ", text)
     text = _WS.sub(" ", text).strip()
     if len(text) > max_len:
         text = text[: max_len - 1].rstrip() + "…"
