@@ -53,7 +53,7 @@ def _mail(session, settings, ticket, kind, recipients, extra, now) -> None:
     notify.queue_mail(session, settings, ticket, kind, recipients,
                       {**context, "recipient": {"name": "", "email": recipients[0],
                                                 "role": "agent"}},
-                      locale, notify.department_sender(session, settings, ticket), now=now)
+                      locale, notify.department_sender(settings, ticket), now=now)
 
 
 def _done(session: Session, row) -> bool:
@@ -228,7 +228,7 @@ def _digest(session, settings, dept: Department, policy: Policy, now: dt.datetim
     agents = sorted((a for a in dept.agents if a.active), key=lambda a: a.email)
     recipients = [(a.name, a.email) for a in agents] or (
         [("", dept.team_address)] if dept.team_address else [])
-    address = notify.department_sender_for(session, settings, dept)
+    address = notify.department_sender_for(settings, dept)
     for name, email in recipients:
         context = {"department": {"key": dept.key, "name": dept.name, "address": address[0],
                                   "promise": dept.promise or ""},

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, Column, ForeignKey, String, Table, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import Boolean, Column, ForeignKey, String, Table, Text, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from .base import Base, utcnow
 
@@ -43,6 +43,13 @@ class Address(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"),
                                                index=True)
     department: Mapped[Department] = relationship(back_populates="addresses")
+
+
+# The address mail about a department comes from (outbound/contexts.py): its first,
+# loaded with the department, so that a message's mail asks the database nothing more.
+Department.first_address = column_property(
+    select(Address.address).where(Address.department_id == Department.id)
+    .order_by(Address.id).limit(1).correlate_except(Address).scalar_subquery())
 
 
 class Agent(Base):

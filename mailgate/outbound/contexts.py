@@ -8,37 +8,28 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..localdates import language
-from ..models import Address, Contact, Department, Message, Ticket, iso
+from ..models import Contact, Department, Message, Ticket, iso
 from ..service import ALWAYS_UTC
 from ..signing import mail_host
 from ..tickets import token_for
 from ..web.links import status_url
 
 
-def department_sender(session: Session, settings: Settings, ticket: Ticket) -> tuple[str, str]:
+def department_sender(settings: Settings, ticket: Ticket) -> tuple[str, str]:
     """(From address, display name) for mail about `ticket`."""
-    return department_sender_for(session, settings, ticket.department)
+    return department_sender_for(settings, ticket.department)
 
 
-# built once (see limits.CAPS): a department's first address
-FIRST_ADDRESS = select(Address.address).where(
-    Address.department_id == bindparam("department_id")).order_by(Address.id).limit(1)
-
-
-def department_sender_for(session: Session, settings: Settings,
-                          department: Department) -> tuple[str, str]:
-    # asked several times per message: looked up once per unit of work
-    known = session.info.setdefault("department_sender", {})
-    if department.id not in known:
-        address = settings.outbound.from_address or session.scalar(
-            FIRST_ADDRESS, {"department_id": department.id}) or f"mailgate@{mail_host(settings)}"
-        known[department.id] = (address, settings.outbound.from_name or department.name)
-    return known[department.id]
+def department_sender_for(settings: Settings, department: Department) -> tuple[str, str]:
+    """`[outbound] from_address`, else the department's first address (loaded with it,
+    `Department.first_address`), else mailgate@ our host name."""
+    address = settings.outbound.from_address or department.first_address or \
+        f"mailgate@{mail_host(settings)}"
+    return address, settings.outbound.from_name or department.name
 
 
 def locale_for(settings: Settings, contact: Contact | None, ticket: Ticket | None) -> str:
@@ -75,7 +66,7 @@ def promised_hours(settings: Settings, ticket: Ticket) -> dict:
 
 def ticket_context(session: Session, settings: Settings, ticket: Ticket) -> dict:
     dept = ticket.department
-    address, _ = department_sender(session, settings, ticket)
+    address, _ = department_sender(settings, ticket)
     return {
         "ticket": {"number": ticket.number, "token": token_for(ticket, settings.threading.prefix),
                    "subject": ticket.subject, "status": ticket.status,

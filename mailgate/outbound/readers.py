@@ -57,7 +57,7 @@ def to_reader(session: Session, settings: Settings, ticket: Ticket, reader: Cont
         kind=kind, recipients=[reader.email], locale=locale_for(settings, reader, ticket),
         context={**context, **reader_context(settings, ticket, reader, now),
                  "recipient": {"name": name, "email": reader.email, "role": "customer"}},
-        sender=department_sender(session, settings, ticket), ticket=ticket,
+        sender=department_sender(settings, ticket), ticket=ticket,
         message_id=signer_for(settings).message_id(ticket.id, reader.id, Reader.CUSTOMER, now),
         in_reply_to=in_reply_to, references=references, rate_network=network), now)
 
@@ -105,6 +105,6 @@ def _to_agent_address(session: Session, settings: Settings, ticket: Ticket, kind
     return queue(session, settings, Mail(
         kind=kind, recipients=[address], locale=locale_for(settings, None, ticket),
         context={**context, "recipient": {"name": name, "email": address, "role": "agent"}},
-        sender=department_sender(session, settings, ticket), ticket=ticket,
+        sender=department_sender(settings, ticket), ticket=ticket,
         message_id=signer_for(settings).message_id(ticket.id, agent_id, now=now),
         in_reply_to=in_reply_to, references=references), now)

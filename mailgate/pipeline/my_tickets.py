@@ -75,7 +75,7 @@ def _answer(ctx: Context, contact: Contact | None, query: ticket_query.TicketQue
     context = ticket_list.list_context(settings, found, total, query, verified,
                                        ctx.msg.from_name, _timezone(ctx, department),
                                        department.name if department else "")
-    sender = notify.department_sender_for(session, settings, department) if department \
+    sender = notify.department_sender_for(settings, department) if department \
         else (settings.outbound.from_address or f"mailgate@{mail_host(settings)}", "")
     row = ticket_list.queue_list(session, settings, address=ctx.author, contact=contact,
                                  locale=_locale(ctx, contact, query, department),
