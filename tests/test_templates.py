@@ -275,6 +275,22 @@ def test_an_override_in_templates_dir_wins(tmp_path):
     assert templates.check(SAMPLES) == []
 
 
+def test_an_edited_override_is_read_by_the_next_templates(tmp_path):
+    """Templates read a file once (the daemon makes new ones on SIGHUP): an edit takes
+    effect at the reload, never halfway through the templates already in use."""
+    (tmp_path / "en").mkdir()
+    subject = tmp_path / "en" / "ack.subject"
+    subject.write_text("Got it {{ ticket.token }}\n")
+    settings = Settings().replace(outbound={"templates_dir": str(tmp_path)})
+    running = Templates(settings)
+    assert running.render("ack", "en", sample("ack")).subject == "Got it [MG#100017]"
+
+    subject.write_text("Received {{ ticket.token }}\n")
+    assert running.render("ack", "en", sample("ack")).subject == "Got it [MG#100017]"
+    assert Templates(settings).render("ack", "en", sample("ack")).subject == \
+        "Received [MG#100017]"
+
+
 def test_layouts_and_parts_are_not_messages(templates):
     assert templates.names() == MAIL
     assert {"ack", "new_ticket", "digest"} <= set(MAIL)

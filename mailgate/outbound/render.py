@@ -10,7 +10,10 @@ templates_dir` wins over the built-in one, so an override can replace a layout
 or part, or extend the built-in one. A template missing in a locale falls back
 to `en` with a warning. Templates receive plain values (dicts, strings,
 datetimes), never ORM objects. HTML is autoescaped; a missing variable is an
-error (StrictUndefined), so `mailgate check` catches typos.
+error (StrictUndefined), so `mailgate check` catches typos. A template is read
+once (no `auto_reload`: asking the disk whether every template, layout and part
+had changed cost more than a third of rendering an acknowledgement); the daemon
+makes new Templates on SIGHUP, so an edited one takes effect at the next reload.
 """
 from __future__ import annotations
 
@@ -68,7 +71,7 @@ class Templates:
             loader=ChoiceLoader([FileSystemLoader(str(f)) for f in self.folders]),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
-            lstrip_blocks=True)
+            lstrip_blocks=True, auto_reload=False)
 
     def locales(self) -> list[str]:
         return sorted({p.name for f in self.folders if f.is_dir() for p in f.iterdir()
