@@ -72,6 +72,7 @@ class Templates:
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
             lstrip_blocks=True, auto_reload=False)
+        self._resolved: dict[tuple[str, str], str | None] = {}  # see _resolve
 
     def locales(self) -> list[str]:
         return sorted({p.name for f in self.folders if f.is_dir() for p in f.iterdir()
@@ -85,7 +86,14 @@ class Templates:
                       if not p.name.startswith("_"))
 
     def _resolve(self, locale: str, relative: str) -> str | None:
-        """`<lang>/relative` if it exists, else `en/relative` (warned), else None."""
+        """`<lang>/relative` if it exists, else `en/relative` (warned once), else None;
+        remembered, as the templates are (a miss costs the loaders a look on disk)."""
+        key = (locale, relative)
+        if key not in self._resolved:
+            self._resolved[key] = self._find(locale, relative)
+        return self._resolved[key]
+
+    def _find(self, locale: str, relative: str) -> str | None:
         lang = language(locale) if locale else "en"
         for candidate in (f"{lang}/{relative}", f"en/{relative}"):
             try:
