@@ -630,3 +630,12 @@ def test_strip_quoted_real_world(name, expected):
 ])
 def test_separator_line(line, matches):
     assert bool(SEPARATOR.match(line)) is matches
+
+
+def test_every_attribution_pattern_ends_in_a_colon():
+    """quotes._is_attribution tries the patterns only on text ending in ":" (on the
+    corpus that made quote cutting ten times faster): a pattern that could match
+    anything else would silently never be tried."""
+    from mailgate.mail.attribution import ATTRIBUTIONS
+
+    assert all(p.pattern.endswith(":$") for p in ATTRIBUTIONS)

@@ -203,7 +203,8 @@ def _is_quoted(line: str) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _is_attribution(text: str) -> bool:
-    return (len(text) <= 300 and re.search(r"\d|@", text) is not None
+    # every pattern of ATTRIBUTIONS ends in ":" (the text has no line break)
+    return (text.endswith(":") and len(text) <= 300 and re.search(r"\d|@", text) is not None
             and any(p.match(text) for p in ATTRIBUTIONS))
 
 
@@ -211,9 +212,10 @@ def _attribution_span(lines: list[str], i: int) -> int:
     """How many lines (1-3) an attribution starting at line `i` takes, else 0."""
     joined = ""
     for span, line in enumerate(lines[i:i + 3], 1):
-        if _is_blank(line) or _is_quoted(line):
+        plain = _plain(line)
+        if not plain or plain.startswith(">"):  # blank or quoted
             break
-        joined = f"{joined} {_plain(line)}".strip()
+        joined = f"{joined} {plain}".strip()
         if _is_attribution(joined):
             return span
     return 0
