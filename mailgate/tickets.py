@@ -38,8 +38,8 @@ class MergeRefused(ValueError):
 
 # -- lookups ------------------------------------------------------------------
 
-# The look-ups every message makes are built once, with bind parameters: building a
-# statement and its cache key cost more CPU than running it (benchmarks/pipeline_profile.py).
+# The pipeline's look-ups are built once, with bind parameters: building a statement
+# and its cache key cost more CPU than running it (benchmarks/pipeline_profile.py).
 DIRECTORY = select(Department, Address.address).outerjoin(
     Address, (Address.department_id == Department.id)
     & Address.address.in_(bindparam("addresses", expanding=True)))
@@ -51,6 +51,7 @@ MESSAGE_TICKETS = select(Message.message_id, Message.ticket_id).where(
     Message.message_id.in_(bindparam("ids", expanding=True)))
 PARTICIPANT_EMAILS = select(Contact.email).join(Participant).where(
     Participant.ticket_id == bindparam("ticket_id"))
+
 
 def department_by_key(session: Session, key: str) -> Department:
     dept = session.scalar(select(Department).where(Department.key == key))

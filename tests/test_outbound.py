@@ -359,18 +359,22 @@ def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_p
     for i in range(2):
         ingest(gw, make_mail(sender=f"held{i}@example.org", subject=f"held {i}"), PIPE)
     clock = Clock()
-    held = Claimer(gw.db, "host-a", clock).claim(set())  # host A holds the first row
-    clock.advance(seconds=LEASE.total_seconds() + 1)  # and its lease runs out
-    taken = Claimer(gw.db, "host-b", clock).claim(set())
+    claims = []  # released at the end, whatever fails (release is idempotent)
     try:
+        held = Claimer(gw.db, "host-a", clock).claim(set())  # host A holds the first row
+        claims.append(held)
+        clock.advance(seconds=LEASE.total_seconds() + 1)  # and its lease runs out
+        taken = Claimer(gw.db, "host-b", clock).claim(set())
+        claims.append(taken)
         assert held is not None and taken is not None
         assert taken.row.id != held.row.id and taken.row.attempts == 1
         held.release()  # host A is gone: its row can be taken after the lease
         again = Claimer(gw.db, "host-c", clock).claim(set())
+        claims.append(again)
         assert again is not None and again.row.id == held.row.id and again.row.attempts == 2
-        again.release()
     finally:
-        taken.release()
+        for claim in filter(None, claims):
+            claim.release()
         gw.close()
 
 
