@@ -106,10 +106,14 @@ def reply_of(error: BaseException) -> tuple[int | None, bytes]:
 
 
 def refused(port: int) -> bool:
+    """True once nothing listens on the port. A connection that was still in the
+    listener's backlog as it closed is reset; that is the closing itself, so look again."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     return False
 
 
