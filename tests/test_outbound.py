@@ -378,6 +378,59 @@ def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_p
         gw.close()
 
 
+def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(
+        pg_url, tmp_path, parser_pool):
+    """On PostgreSQL the outcome's transaction gives the row's advisory lock back before
+    it commits (one transaction fewer a mail); until that commit its UPDATE holds the
+    row, so a sender whose lease on it ran out still cannot take it."""
+    from sqlalchemy import event, text
+
+    from mailgate.config import Settings
+    from mailgate.outbound import record
+    from mailgate.outbound.claims import LEASE, LOCK_SPACE, Claimer
+    from mailgate.outbound.outcomes import Delivered
+    from tests.conftest import _truncate_all
+
+    settings = Settings().replace(database={"url": pg_url},
+                                  storage={"dir": tmp_path / "var", "fsync": False})
+    gw = Gateway(settings, parser=parser_pool)
+    _truncate_all(gw.db)
+    with gw.db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+    ingest(gw, make_mail(sender="window@example.org"), PIPE)  # one ack, no agents
+    locks = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                 "AND classid = :space AND objid = :id")
+    clock = Clock()
+    claim = Claimer(gw.db, "host-a", clock).claim(set())
+    seen = {}
+    try:
+        assert claim is not None
+        with gw.db.engine.connect() as other:
+            assert other.execute(locks, {"space": LOCK_SPACE, "id": claim.row.id}).scalar() == 1
+        clock.advance(seconds=LEASE.total_seconds() + 1)  # another host may try it now
+
+        def before_commit(session):
+            with gw.db.engine.connect() as other:
+                seen["locks"] = other.execute(
+                    locks, {"space": LOCK_SPACE, "id": claim.row.id}).scalar()
+            seen["taken"] = Claimer(gw.db, "host-b", clock).claim(set())
+
+        with claim.unit() as session:
+            event.listen(session, "before_commit", before_commit)
+            assert record.outcome(session, settings, claim.row, Delivered(), b"sent", clock())
+        assert seen == {"locks": 0, "taken": None}  # unlocked, yet nobody could take it
+        with gw.db.unit_of_work() as session:
+            assert session.get(Outbox, claim.row.id).status == "sent"
+        assert Claimer(gw.db, "host-b", clock).claim(set()) is None  # sent: nothing due
+    finally:
+        if claim is not None:
+            claim.release()
+        if seen.get("taken") is not None:
+            seen["taken"].release()
+        gw.close()
+
+
 def test_agent_notification_goes_to_team_address_when_set(mgw, relay):
     with mgw.db.unit_of_work() as session:
         session.scalar(select(Department).where(Department.key == "support")).team_address = \

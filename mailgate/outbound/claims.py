@@ -2,9 +2,12 @@
 
 A claim marks one due row `sending` under the claimer's token (`claimed_by`),
 counts the attempt and commits at once. On PostgreSQL the claimer also takes a
-session-level advisory lock on the row and keeps that connection until the
-outcome is recorded; several daemons pick distinct rows (`FOR UPDATE SKIP
-LOCKED`), and a dead connection frees the lock at once.
+session-level advisory lock on the row (in the UPDATE that marks it) and keeps
+that connection until the outcome is recorded; several daemons pick distinct
+rows (`FOR UPDATE SKIP LOCKED`), and a dead connection frees the lock at once.
+The outcome's transaction gives the lock back before it commits: its UPDATE
+holds the row lock until then, so nobody can take the row in between, and a
+delivery costs two transactions, not three.
 
 Who may take a row that is already `sending`:
 - a dead sender of this host (presence file unlocked, see `journal.py`): the
@@ -22,7 +25,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, bindparam, exists, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -83,10 +86,12 @@ class Claim:
         self.db = db
         self.row = row
         self.conn = conn
+        self.locked = conn is not None  # the advisory lock on the row is ours
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Session]:
-        """A unit of work for recording the outcome (on the held connection, if any)."""
+        """A unit of work for recording the outcome (on the held connection, if any,
+        whose advisory lock it gives back just before it commits)."""
         if self.conn is None:
             with self.db.unit_of_work() as session:
                 yield session
@@ -94,6 +99,9 @@ class Claim:
         session = Session(bind=self.conn, expire_on_commit=False)
         try:
             yield session
+            session.flush()  # the outcome's UPDATE holds the row until the commit
+            session.execute(UNLOCK, {"space": LOCK_SPACE, "id": self.row.id})
+            self.locked = False
             session.commit()
         except BaseException as error:
             with contextlib.suppress(Exception):
@@ -109,8 +117,10 @@ class Claim:
         if conn is None:
             return
         try:
-            conn.execute(UNLOCK, {"space": LOCK_SPACE, "id": self.row.id})
-            conn.commit()
+            if self.locked:  # no outcome was recorded (the journal's replay records it)
+                conn.execute(UNLOCK, {"space": LOCK_SPACE, "id": self.row.id})
+                conn.commit()
+                self.locked = False
         except Exception:  # a dead connection holds no lock; never pool a doubtful one
             conn.invalidate()
         conn.close()
@@ -128,7 +138,7 @@ class Claimer:
         now = self.now()
         due = {"now": now, "lease_ends": now - LEASE, "ours": sorted(alive | {self.token})}
         if self.db.is_postgresql:
-            return self._claim_locked(due, now)
+            return self._claim_locked(due)
         with self.db.unit_of_work() as session:
             row = session.execute(NEXT_DUE, due).mappings().first()
             if row is None:
@@ -136,14 +146,12 @@ class Claimer:
             self._mark(session, row, now)
         return Claim(self.db, Claimed.of(row, self.token))
 
-    def _claim_locked(self, due: dict, now: dt.datetime) -> Claim | None:
+    def _claim_locked(self, due: dict) -> Claim | None:
         conn = None
         try:
             conn = self.db.engine.connect()  # the database down is a temporary failure too
             with conn.begin():
                 row = self._lockable_row(conn, due)
-                if row is not None:
-                    self._mark(conn, row, now)
         except BaseException as error:
             if conn is not None:
                 conn.invalidate()  # it may hold an advisory lock: never back into the pool
@@ -156,8 +164,8 @@ class Claimer:
             return None
         return Claim(self.db, Claimed.of(row, self.token), conn)
 
-    @staticmethod
-    def _lockable_row(conn: Connection, due: dict):
+    def _lockable_row(self, conn: Connection, due: dict):
+        """The next due row whose advisory lock was free, locked and marked ours."""
         skipped: list[int] = []
         while len(skipped) < MAX_SKIPPED:
             query, values = (NEXT_DUE_LOCKED_SKIPPING, {**due, "skipped": skipped}) \
@@ -165,14 +173,17 @@ class Claimer:
             row = conn.execute(query, values).mappings().first()
             if row is None:
                 return None
-            if conn.execute(TRY_LOCK, {"space": LOCK_SPACE, "id": row["id"]}).scalar():
+            if self._mark(conn, row, due["now"], LOCK_AND_MARK_TAKEN):
                 return row
             skipped.append(row["id"])  # still being sent by a live claimer
         return None
 
-    def _mark(self, executor, row, now: dt.datetime) -> None:
-        executor.execute(MARK_TAKEN, {"claim_id": row["id"], "claimer": self.token,
-                                      "taken_at": now, "attempt": row["attempts"] + 1})
+    def _mark(self, executor, row, now: dt.datetime, statement=None) -> bool:
+        """Mark `row` taken by us; with `LOCK_AND_MARK_TAKEN`, only if its advisory lock
+        was free (and is now ours)."""
+        return bool(executor.execute(statement if statement is not None else MARK_TAKEN, {
+            "claim_id": row["id"], "claimer": self.token, "taken_at": now,
+            "attempt": row["attempts"] + 1, "space": LOCK_SPACE}).rowcount)
 
 
 def in_turn():
@@ -207,7 +218,10 @@ NEXT_DUE_LOCKED_SKIPPING = NEXT_DUE.where(
 MARK_TAKEN = update(TABLE).where(TABLE.c.id == bindparam("claim_id")).values(
     status="sending", claimed_by=bindparam("claimer"), claimed_at=bindparam("taken_at"),
     attempts=bindparam("attempt"))
-TRY_LOCK = text("SELECT pg_try_advisory_lock(:space, :id)")
+# PostgreSQL: the row's advisory lock taken in the same statement, the row marked only
+# if the lock was free (one row by its key: the lock is tried for that row alone)
+LOCK_AND_MARK_TAKEN = MARK_TAKEN.where(func.pg_try_advisory_lock(
+    bindparam("space"), TABLE.c.id))
 UNLOCK = text("SELECT pg_advisory_unlock(:space, :id)")
 
 
