@@ -378,6 +378,39 @@ def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_p
         gw.close()
 
 
+def test_a_busy_claimer_takes_a_lapsed_lease_within_a_second(gw):
+    """Pending rows come first, but a claimer looks at lapsed leases (another host's
+    sender gone for good) first once every LAPSED_LOOK seconds, and whenever nothing
+    is pending: a backlog never keeps a lapsed row waiting."""
+    import time
+
+    from mailgate.outbound.claims import LAPSED_LOOK, LEASE, Claimer
+
+    with gw.db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+    for i in range(3):
+        ingest(gw, make_mail(sender=f"busy{i}@example.org", subject=f"busy {i}"), PIPE)
+    clock = Clock()
+    lapsed = Claimer(gw.db, "host-a", clock).claim(set())
+    lapsed.release()  # host A is gone; its row stays `sending` under its name
+    clock.advance(seconds=LEASE.total_seconds() + 1)
+    claimer = Claimer(gw.db, "host-b", clock)
+    claims = []
+    try:
+        claimer._lapsed_looked = time.monotonic()  # it has just looked
+        claims.append(claimer.claim(set()))
+        assert claims[-1].row.id != lapsed.row.id  # a pending row first
+        claimer._lapsed_looked -= LAPSED_LOOK  # a second later
+        claims.append(claimer.claim(set()))
+        assert claims[-1].row.id == lapsed.row.id and claims[-1].row.attempts == 2
+        claims.append(claimer.claim(set()))  # the last pending row
+        assert claims[-1] is not None and claimer.claim(set()) is None
+    finally:
+        for claim in filter(None, claims):
+            claim.release()
+
+
 def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(
         pg_url, tmp_path, parser_pool):
     """On PostgreSQL the outcome's transaction gives the row's advisory lock back before

@@ -98,7 +98,8 @@ class Outbox(Base):
     ticket: Mapped[Ticket | None] = relationship()
 
 
-Index("ix_outbox_due", Outbox.status, Outbox.next_attempt_at)
+# the claim (outbound/claims.py) reads due rows in this order and takes the first it may
+Index("ix_outbox_due", Outbox.status, Outbox.next_attempt_at, Outbox.id)
 # the hourly caps on automatic replies (outbound/limits.py) count one hour of one key
 Index("ix_outbox_rate_key_created", Outbox.rate_key, Outbox.created_at)
 Index("ix_outbox_rate_network_created", Outbox.rate_network, Outbox.created_at)

@@ -16,12 +16,15 @@ Who may take a row that is already `sending`:
 - another host's sender: only after `LEASE` and, on PostgreSQL, only when its
   advisory lock is free (nobody is still sending it). The lease covers the case
   the lock cannot: that host delivered and journalled the mail, then lost the
-  database; its own replay records it when the database is back.
+  database; its own replay records it when the database is back. A claimer
+  looks for such rows before pending ones once every `LAPSED_LOOK` seconds, and
+  whenever nothing is pending.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -35,6 +38,7 @@ from ..models import Outbox
 LEASE = dt.timedelta(minutes=2)
 LOCK_SPACE = 0x6F757462  # "outb": first key of the two-key advisory locks on outbox rows
 MAX_SKIPPED = 5  # rows passed over (their lock held elsewhere) before a claim gives up
+LAPSED_LOOK = 1.0  # seconds: how often a busy claimer looks at lapsed leases first
 TABLE = Outbox.__table__
 
 
@@ -131,6 +135,7 @@ class Claimer:
         self.db = db
         self.token = token
         self.now = clock
+        self._lapsed_looked = -LAPSED_LOOK  # monotonic time of the last look at leases
 
     def claim(self, alive: set[str]) -> Claim | None:
         """Take the next due row, or None. `alive`: tokens of this host's live senders,
@@ -140,18 +145,31 @@ class Claimer:
         if self.db.is_postgresql:
             return self._claim_locked(due)
         with self.db.unit_of_work() as session:
-            row = session.execute(NEXT_DUE, due).mappings().first()
-            if row is None:
-                return None
-            self._mark(session, row, now)
-        return Claim(self.db, Claimed.of(row, self.token))
+            for branch in self._branches():
+                row = session.execute(NEXT[branch, False, False], due).mappings().first()
+                if row is not None:
+                    self._mark(session, row, now)
+                    return Claim(self.db, Claimed.of(row, self.token))
+        return None
+
+    def _branches(self) -> tuple[str, str]:
+        """Where to look first: pending rows, but lapsed leases first once every
+        `LAPSED_LOOK` seconds (and whenever nothing is pending)."""
+        now = time.monotonic()
+        if now - self._lapsed_looked < LAPSED_LOOK:
+            return PENDING, LAPSED
+        self._lapsed_looked = now
+        return LAPSED, PENDING
 
     def _claim_locked(self, due: dict) -> Claim | None:
         conn = None
         try:
             conn = self.db.engine.connect()  # the database down is a temporary failure too
             with conn.begin():
-                row = self._lockable_row(conn, due)
+                for branch in self._branches():
+                    row = self._lockable_row(conn, branch, due)
+                    if row is not None:
+                        break
         except BaseException as error:
             if conn is not None:
                 conn.invalidate()  # it may hold an advisory lock: never back into the pool
@@ -164,12 +182,13 @@ class Claimer:
             return None
         return Claim(self.db, Claimed.of(row, self.token), conn)
 
-    def _lockable_row(self, conn: Connection, due: dict):
-        """The next due row whose advisory lock was free, locked and marked ours."""
+    def _lockable_row(self, conn: Connection, branch: str, due: dict):
+        """The next due row of `branch` whose advisory lock was free, locked and marked
+        ours."""
         skipped: list[int] = []
         while len(skipped) < MAX_SKIPPED:
-            query, values = (NEXT_DUE_LOCKED_SKIPPING, {**due, "skipped": skipped}) \
-                if skipped else (NEXT_DUE_LOCKED, due)
+            query, values = (NEXT[branch, True, True], {**due, "skipped": skipped}) \
+                if skipped else (NEXT[branch, True, False], due)
             row = conn.execute(query, values).mappings().first()
             if row is None:
                 return None
@@ -204,17 +223,31 @@ def in_turn():
 IN_TURN = in_turn()
 
 # The claim's statements, built once with bind parameters like IN_TURN: the next due
-# row (`now`, `lease_ends`, and `ours`, the live senders whose rows no lease frees),
-# with a row lock where rows are locked, passing over `skipped` ones; taking it.
-NEXT_DUE = select(TABLE).where(or_(
-    and_(TABLE.c.status == "pending", TABLE.c.next_attempt_at <= bindparam("now")),
-    and_(TABLE.c.status == "sending", TABLE.c.claimed_at < bindparam("lease_ends"),
-         or_(TABLE.c.claimed_by.is_(None),
-             TABLE.c.claimed_by.not_in(bindparam("ours", expanding=True))))),
-    IN_TURN).order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
-NEXT_DUE_LOCKED = NEXT_DUE.with_for_update(skip_locked=True)
-NEXT_DUE_LOCKED_SKIPPING = NEXT_DUE.where(
-    TABLE.c.id.not_in(bindparam("skipped", expanding=True))).with_for_update(skip_locked=True)
+# row of a branch, with a row lock where rows are locked, passing over `skipped` ones.
+# The two branches are two statements, each an ordered range of the index on (status,
+# next attempt) that stops at the first row it may take: one statement OR-ing them
+# read and sorted the whole queue for every claim (2.4 ms at 700 due rows).
+PENDING, LAPSED = "pending", "lapsed"
+BRANCHES = {
+    # due now
+    PENDING: (TABLE.c.status == "pending", TABLE.c.next_attempt_at <= bindparam("now")),
+    # a lease run out (`lease_ends`), not of this host's live senders (`ours`)
+    LAPSED: (TABLE.c.status == "sending", TABLE.c.claimed_at < bindparam("lease_ends"),
+             or_(TABLE.c.claimed_by.is_(None),
+                 TABLE.c.claimed_by.not_in(bindparam("ours", expanding=True)))),
+}
+
+
+def _next_due(branch: str, locked: bool, skipping: bool):
+    query = select(TABLE).where(*BRANCHES[branch], IN_TURN)
+    if skipping:
+        query = query.where(TABLE.c.id.not_in(bindparam("skipped", expanding=True)))
+    query = query.order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
+    return query.with_for_update(skip_locked=True) if locked else query
+
+
+NEXT = {(branch, locked, skipping): _next_due(branch, locked, skipping)
+        for branch in BRANCHES for locked in (False, True) for skipping in (False, True)}
 MARK_TAKEN = update(TABLE).where(TABLE.c.id == bindparam("claim_id")).values(
     status="sending", claimed_by=bindparam("claimer"), claimed_at=bindparam("taken_at"),
     attempts=bindparam("attempt"))
