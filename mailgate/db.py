@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 # the newest migration's revision: a database stamped with it needs no alembic to
 # check (tests/test_schema.py holds this to the migrations' head)
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 # the defaults of [database] connect_timeout and statement_timeout (seconds to connect
 # and authenticate; seconds a statement may run before the server cancels it)
 CONNECT_TIMEOUT = DatabaseSettings.connect_timeout
