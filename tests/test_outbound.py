@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from mailgate import tickets as ops
 from mailgate.gateway import Gateway
-from mailgate.models import Address, Contact, Department, Outbox, Suppression, Ticket
+from mailgate.models import (Address, Agent, Contact, Department, Outbox, Suppression,
+                             Ticket)
 from mailgate.outbound import notify
 from mailgate.outbound.sender import OutboxSender
 from mailgate.pipeline import Envelope, ingest
@@ -229,6 +230,39 @@ def test_repeated_hard_bounces_suppress_the_address(mgw, relay):
     ingest(mgw, make_mail(subject="after suppression"), PIPE)
     send_all(mgw)
     assert len(relay.to(CUSTOMER)) == before
+
+
+def test_a_new_ticket_asks_once_whom_to_spare_and_spares_each(mgw, relay):
+    """The acknowledgement's and the agents' recipients are looked up in one query; a
+    suppressed requester gets no acknowledgement, a suppressed agent no notification,
+    and the others theirs."""
+    from sqlalchemy import event
+
+    with mgw.db.unit_of_work() as session:
+        support = session.scalar(select(Department).where(Department.key == "support"))
+        support.agents.append(Agent(email="second@example.com", name="Second"))
+        agents = sorted(a.email for a in support.agents)
+        session.add(Suppression(address=agents[0], hard_bounces=3, suppressed=True))
+    asked = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM suppressions" in statement:
+            asked.append(statement)
+
+    event.listen(mgw.db.engine, "before_cursor_execute", count)
+    try:
+        ingest(mgw, make_mail(subject="first"), PIPE)
+    finally:
+        event.remove(mgw.db.engine, "before_cursor_execute", count)
+    assert len(asked) == 1
+    send_all(mgw)
+    assert len(relay.to(CUSTOMER)) == 1 and not relay.to(agents[0])
+    assert len(agents) == 2 and len(relay.to(agents[1])) == 1
+    with mgw.db.unit_of_work() as session:
+        session.add(Suppression(address=CUSTOMER, hard_bounces=3, suppressed=True))
+    ingest(mgw, make_mail(subject="second"), PIPE)
+    send_all(mgw)
+    assert len(relay.to(CUSTOMER)) == 1 and not relay.to(agents[0])
 
 
 def test_autoresponder_peer_cannot_loop_more_than_the_hourly_limit(mgw, relay):

@@ -26,6 +26,7 @@ from ..mail.headers import split_plus
 from ..mail.parse import DeliveryReport
 from ..models import Suppression, utcnow
 from ..signing import Signer
+from .outbox import SUPPRESSED_KEY
 
 _VERP_TAG = re.compile(r"^o(\d{1,18})(?:\.([0-9a-f]{1,64}))?$")
 
@@ -79,6 +80,7 @@ def is_hard(raw: bytes, report: DeliveryReport | None) -> bool:
 def count_hard_bounce(session: Session, settings: Settings, address: str,
                       reason: str) -> Suppression:
     address = address.lower()
+    session.info.pop(SUPPRESSED_KEY, None)  # what `outbox.suppressed` knew may change
     row = session.get(Suppression, address)
     if row is None:
         row = Suppression(address=address, hard_bounces=0, suppressed=False)

@@ -19,6 +19,7 @@ from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
 from ..tickets import token_for
 from .contexts import attachable, message_context, ticket_context
 from .limits import over_rate_limit
+from .outbox import suppressed
 from .readers import to_agent, to_agents, to_customer, to_reader
 from .reflect import reflected, safe_text
 from .thread_headers import thread_headers
@@ -40,6 +41,7 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
     `understood`: the fields the customer set, shown in the acknowledgement; `no_ack`:
     why none goes out (an admin's rule), or "". Returns trace lines."""
     notes = []
+    suppressed(session, [ticket.requester.email] + agent_recipients(ticket))  # asked once
     base = ticket_context(session, settings, ticket)
     limited = over_rate_limit(session, settings, ticket.requester.email, now, network) \
         if may_autorespond and not no_ack else None

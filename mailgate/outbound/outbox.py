@@ -98,12 +98,23 @@ def queue_sms(session: Session, ticket: Ticket, kind: str, context: dict, locale
 SUPPRESSED = select(Suppression.address).where(
     Suppression.address.in_(bindparam("addresses", expanding=True)),
     Suppression.suppressed.is_(True))
+SUPPRESSED_KEY = "mailgate.suppressed"  # the session.info key of `suppressed`
 
 
 def suppressed(session: Session, addresses: list[str]) -> set[str]:
-    if not addresses:
-        return set()
-    return set(session.scalars(SUPPRESSED, {"addresses": list(addresses)}))
+    """Those of `addresses` that get nothing. What a transaction has asked is kept for
+    it (in `session.info`), so a caller about to queue several mails asks once for all
+    their recipients; counting a hard bounce (`bounces.py`) forgets it."""
+    transaction, known = session.info.get(SUPPRESSED_KEY, (None, {}))
+    if transaction is not session.get_transaction():
+        known = {}
+        session.info[SUPPRESSED_KEY] = (session.get_transaction(), known)
+    unknown = [a for a in dict.fromkeys(addresses) if a not in known]
+    if unknown:
+        found = set(session.scalars(SUPPRESSED, {"addresses": unknown}))
+        known.update((address, address in found) for address in unknown)
+    return {address for address in addresses if known[address]}
+
 
 
 def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
