@@ -105,6 +105,36 @@ def test_customer_reply_to_the_acknowledgement_threads(mgw, relay):
     assert any("In-Reply-To" in line for line in lost.trace)
 
 
+def test_what_a_reply_causes_threads_on_that_reply(mgw, relay):
+    """A customer's reply that reopens their resolved ticket and carries a refused file:
+    the status mail and the rejection notice answer that reply (written in the same
+    flush as they are); a later reply without a Message-ID is answered on their newest
+    one that has one."""
+    first = ingest(mgw, make_mail(message_id="<first@client.example.org>"), PIPE)
+    with mgw.db.unit_of_work() as session:
+        ops.set_status(session, ops.get_ticket(session, first.ticket), "resolved", "agent")
+    send_all(mgw)
+    [ack] = relay.to(CUSTOMER)
+    exe = [("setup.exe", "application/octet-stream", b"MZ" + b"\0" * 64)]
+    reply = make_mail(subject=f"Re: {strict(ack.raw)['Subject']}", attachments=exe,
+                      message_id="<again@client.example.org>")
+    result = ingest(mgw, reply, PIPE)
+    assert (result.outcome, result.ticket) == ("appended", first.ticket)
+    send_all(mgw)
+    mails = [strict(r.raw) for r in relay.to(CUSTOMER)[1:]]
+    kinds = {row.message_id: row.kind for row in outbox(mgw)}
+    assert sorted(kinds[m["Message-ID"]] for m in mails) == ["rejection", "status_change"]
+    assert {m["In-Reply-To"] for m in mails} == {"<again@client.example.org>"}
+    assert all(m["References"].split()[-1] == "<again@client.example.org>" for m in mails)
+    without_id = make_mail(subject=f"Re: {strict(ack.raw)['Subject']}", attachments=exe)
+    without_id = b"".join(line for line in without_id.splitlines(keepends=True)
+                          if not line.startswith(b"Message-ID:"))
+    assert (ingest(mgw, without_id, PIPE).outcome) == "appended"
+    send_all(mgw)
+    [notice] = [strict(r.raw) for r in relay.to(CUSTOMER)[3:]]
+    assert notice["In-Reply-To"] == "<again@client.example.org>"
+
+
 def test_relay_down_queues_and_delivers_once_it_is_back(mgw, relay, clock):
     relay.stop()
     ingest(mgw, make_mail(), PIPE)

@@ -58,7 +58,7 @@ def after_new_ticket(session: Session, settings: Settings, ticket: Ticket, messa
                     now, answering=message, network=network)
         notes.append("notify: acknowledgement queued")
         if refused:
-            _rejection(session, settings, ticket, safe, refused, now, network)
+            _rejection(session, settings, ticket, safe, refused, now, network, message)
             notes.append("notify: rejection notice queued")
     elif may_autorespond:
         notes.append(f"notify: no acknowledgement, {limited}")
@@ -91,7 +91,7 @@ def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
         notes.append(f"notify: no notice to the customer, {limited}")
         return notes
     if refused:
-        _rejection(session, settings, ticket, reflected(base), refused, now, network)
+        _rejection(session, settings, ticket, reflected(base), refused, now, network, message)
         notes.append("notify: rejection notice queued")
     if refused_command:
         _command_refused(session, settings, ticket, base, author, refused_command, now,
@@ -101,15 +101,18 @@ def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
 
 
 def status_changed(session: Session, settings: Settings, ticket: Ticket, old: str, new: str,
-                   reason: str = "", now: dt.datetime | None = None) -> list[Outbox]:
-    """Status mail to the requester when the change is one the admin made customer-visible."""
+                   reason: str = "", now: dt.datetime | None = None,
+                   answering: Message | None = None) -> list[Outbox]:
+    """Status mail to the requester when the change is one the admin made customer-visible
+    (`answering`: the customer's message that caused it, when the caller holds it)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     shown = "reopened" if old in ("resolved", "closed") and new == "open" else new
     if shown not in settings.outbound.notify_statuses:
         return []
     context = {**ticket_context(session, settings, ticket),
                "status": {"old": old, "new": shown, "reason": reason or ""}}
-    return to_customer(session, settings, ticket, "status_change", context, now)
+    return to_customer(session, settings, ticket, "status_change", context, now,
+                       answering=answering)
 
 
 def merged(session: Session, settings: Settings, source: Ticket, target: Ticket,
@@ -152,11 +155,13 @@ def _for_agents(settings: Settings, base: dict, message: Message,
             "files": files, "big_attachments": big}
 
 
-def _rejection(session, settings, ticket, base, refused, now, network=None) -> None:
+def _rejection(session, settings, ticket, base, refused, now, network=None,
+               answering=None) -> None:
     context = {**base, "refused": [{"filename": safe_text(f), "reason": r} for f, r in refused],
                "reason": "", "limit_bytes": settings.limits.max_attachment_size,
                "accepted": accepted_formats(settings.limits)}
-    to_customer(session, settings, ticket, "rejection", context, now, network=network)
+    to_customer(session, settings, ticket, "rejection", context, now, network=network,
+                answering=answering)
 
 
 def _command_refused(session, settings, ticket, base, author, command, now, network) -> None:

@@ -34,10 +34,11 @@ def thread_headers(session: Session, ticket: Ticket, reader: Contact,
     newest message on the ticket and what it referred to, less every id we signed for
     someone else. Internal notes, agents' mail and other customers' mail never feed
     it, so no agent's proof reaches a customer. `newest`: the message being
-    answered, when the caller holds it (a new ticket's first)."""
+    answered, when the caller holds it (it may not be written yet): theirs when they
+    wrote it, else (or when it has no Message-ID) their newest one written before."""
     if newest is not None and newest.kind == "customer_reply" and \
-            newest.author_email == reader.email:
-        last = newest if newest.message_id else None
+            newest.author_email == reader.email and newest.message_id:
+        last = newest
     else:
         last = session.scalar(LAST_OWN, {"ticket_id": ticket.id, "email": reader.email})
     if last is None or not visible_to(last.message_id, reader.id):

@@ -2,7 +2,12 @@
 agents' notification, a status mail — queued as outbox rows in this same
 transaction (`outbound/notify.py`), so they go out if and only if it commits.
 Automatic mail is answered by nobody: a ticket it opened is announced to the
-agents only, and on an existing ticket it tells nobody."""
+agents only, and on an existing ticket it tells nobody.
+
+A new ticket is flushed first: its mail needs its id (the number, signed
+Message-IDs, status links). A reply's ticket has one, and what it queues threads
+on the message in hand, so a reply is written in one flush at the end, its inbound
+row inserted once with its outcome."""
 from __future__ import annotations
 
 from ..outbound import notify
@@ -15,8 +20,8 @@ def step(ctx: Context) -> Result | None:
         return None
     applied, session, settings, now = ctx.applied, ctx.session, ctx.settings, ctx.now
     network = notify.network_of(ctx.boundary.client)
-    session.flush()  # the new ticket's number and relations are needed for the mail
     if applied.created:
+        session.flush()  # the new ticket's id: its number, signed ids, status links
         ruling = ctx.ruling
         no_ack = f"rule {ruling.by['acknowledge']!r}" if ruling and not ruling.acknowledge else ""
         ctx.trace.extend(notify.after_new_ticket(
@@ -28,6 +33,7 @@ def step(ctx: Context) -> Result | None:
         applied.refused, now, network, applied.refused_command))
     if applied.status_change:
         old, new = applied.status_change
-        if notify.status_changed(session, settings, applied.ticket, old, new, now=now):
+        if notify.status_changed(session, settings, applied.ticket, old, new, now=now,
+                                 answering=applied.message):
             ctx.trace.append(f"notify: status mail ({old} -> {new}) queued")
     return None
