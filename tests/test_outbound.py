@@ -475,6 +475,47 @@ def test_a_busy_claimer_takes_a_lapsed_lease_within_a_second(gw):
             claim.release()
 
 
+def test_a_claim_locks_the_row_it_takes_and_no_other(pg_url, tmp_path, parser_pool):
+    """The claim's UPDATE tries the advisory lock of the row it takes only: on a small
+    outbox PostgreSQL scans the table and tests the lock on each row before its id, and
+    a lock taken on every row would keep every other sender off them."""
+    from sqlalchemy import event, text
+
+    from mailgate.config import Settings
+    from mailgate.outbound.claims import LOCK_SPACE, Claimer
+    from tests.conftest import _truncate_all
+
+    settings = Settings().replace(database={"url": pg_url},
+                                  storage={"dir": tmp_path / "var", "fsync": False})
+    gw = Gateway(settings, parser=parser_pool)
+    _truncate_all(gw.db)
+    with gw.db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+    for i in range(6):
+        ingest(gw, make_mail(sender=f"few{i}@example.org", subject=f"few {i}"), PIPE)
+    gw.db.engine.dispose()  # new connections that plan as for a small table: a scan
+
+    @event.listens_for(gw.db.engine, "connect")
+    def scan(dbapi_connection, _record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET enable_indexscan = off; SET enable_bitmapscan = off")
+
+    held = text("SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = :space "
+                "ORDER BY objid")
+    claims = []
+    try:
+        for host in ("host-a", "host-b"):
+            claims.append(Claimer(gw.db, host, Clock()).claim(set()))
+            with gw.db.engine.connect() as conn:
+                locked = list(conn.execute(held, {"space": LOCK_SPACE}).scalars())
+            assert locked == sorted(c.row.id for c in claims)
+    finally:
+        for claim in filter(None, claims):
+            claim.release()
+        gw.close()
+
+
 def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(
         pg_url, tmp_path, parser_pool):
     """On PostgreSQL the outcome's transaction gives the row's advisory lock back before

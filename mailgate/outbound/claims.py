@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -252,9 +252,11 @@ MARK_TAKEN = update(TABLE).where(TABLE.c.id == bindparam("claim_id")).values(
     status="sending", claimed_by=bindparam("claimer"), claimed_at=bindparam("taken_at"),
     attempts=bindparam("attempt"))
 # PostgreSQL: the row's advisory lock taken in the same statement, the row marked only
-# if the lock was free (one row by its key: the lock is tried for that row alone)
+# if the lock was free. The planner may scan the table and test the lock first on every
+# row (it does on a small outbox), so the lock's key is NULL but for the claimed row:
+# the function is strict, and is not called at all for the others.
 LOCK_AND_MARK_TAKEN = MARK_TAKEN.where(func.pg_try_advisory_lock(
-    bindparam("space"), TABLE.c.id))
+    bindparam("space"), case((TABLE.c.id == bindparam("claim_id"), TABLE.c.id))))
 UNLOCK = text("SELECT pg_advisory_unlock(:space, :id)")
 
 
