@@ -116,7 +116,6 @@ def suppressed(session: Session, addresses: list[str]) -> set[str]:
     return {address for address in addresses if known[address]}
 
 
-
 def new_message_id(settings: Settings, kind: str, ticket: Ticket | None) -> str:
     host = mail_host(settings)
     number = ticket.number if ticket is not None and ticket.id else "0"
