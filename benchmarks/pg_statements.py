@@ -39,7 +39,9 @@ from mailgate.outbound.sender import OutboxSender  # noqa: E402
 from mailgate.pipeline import Envelope, ingest  # noqa: E402
 from mailgate.vocabulary import Source  # noqa: E402
 
-LOGGED = re.compile(r"duration: ([\d.]+) ms\s+(?:statement|execute [^:]*): (.*)")
+# a simple query's one line, or each phase of an extended one (psycopg 3's prepared
+# statements plan at bind): every phase's time is the statement's
+LOGGED = re.compile(r"duration: ([\d.]+) ms\s+(?:statement|(?:parse|bind|execute) [^:]*): (.*)")
 VALUES = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")  # the literals psycopg2 inlines
 
 
@@ -51,7 +53,7 @@ def default_log() -> str | None:
 def durations(log: Path, start: int) -> tuple[collections.Counter, collections.Counter]:
     """(milliseconds, count) per statement kind — its first 70 characters, with its
     values (quoted strings, numbers) as `?` and spaces folded — logged after byte
-    `start` of `log`."""
+    `start` of `log`. A statement run in phases is counted once, at its execution."""
     spent, count = collections.Counter(), collections.Counter()
     with open(log, errors="replace") as lines:
         lines.seek(start)
@@ -60,7 +62,7 @@ def durations(log: Path, start: int) -> tuple[collections.Counter, collections.C
             if found:
                 kind = re.sub(r"\s+", " ", VALUES.sub("?", found.group(2)))[:70]
                 spent[kind] += float(found.group(1))
-                count[kind] += 1
+                count[kind] += " execute " in line or " statement: " in line
     return spent, count
 
 
@@ -104,7 +106,7 @@ def main() -> None:
           f"message over {sum(count.values()) / per:.1f} statements")
     for kind, ms in spent.most_common(args.top):
         print(f"{ms / per:7.3f} ms/msg {count[kind] / per:5.2f}/msg "
-              f"{1000 * ms / count[kind]:7.1f} us each  {kind}")
+              f"{1000 * ms / max(count[kind], 1):7.1f} us each  {kind}")
 
 
 if __name__ == "__main__":
