@@ -47,6 +47,28 @@ def mgw(settings, parser_pool, relay, clock, departments):
     gateway.close()
 
 
+def support_only(gw) -> None:
+    """A support@ department with no agents: each message queues its acknowledgement only."""
+    with gw.db.unit_of_work() as session:
+        session.add(Address(address="support@example.com",
+                            department=Department(key="support", name="Support")))
+
+
+@pytest.fixture
+def pg_gw(pg_url, tmp_path, parser_pool):
+    """A gateway on PostgreSQL (its advisory locks), emptied, with `support_only`."""
+    from mailgate.config import Settings
+    from tests.conftest import _truncate_all
+
+    gateway = Gateway(Settings().replace(database={"url": pg_url},
+                                         storage={"dir": tmp_path / "var", "fsync": False}),
+                      parser=parser_pool)
+    _truncate_all(gateway.db)
+    support_only(gateway)
+    yield gateway
+    gateway.close()
+
+
 def send_all(gw) -> int:
     return OutboxSender(gw).run_once()
 
@@ -405,21 +427,12 @@ def test_two_senders_never_send_a_row_twice(pg_url, tmp_path, parser_pool, relay
     assert len(ids) == 30 and len(set(ids)) == 30  # 30 acks (no agents in the department)
 
 
-def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_path,
-                                                                    parser_pool):
+def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_gw):
     """On PostgreSQL a row whose lease ran out is taken again only when no live sender
     holds its advisory lock: the claim passes over it and takes the next due row."""
-    from mailgate.config import Settings
     from mailgate.outbound.claims import LEASE, Claimer
-    from tests.conftest import _truncate_all
 
-    settings = Settings().replace(database={"url": pg_url},
-                                  storage={"dir": tmp_path / "var", "fsync": False})
-    gw = Gateway(settings, parser=parser_pool)
-    _truncate_all(gw.db)
-    with gw.db.unit_of_work() as session:
-        session.add(Address(address="support@example.com",
-                            department=Department(key="support", name="Support")))
+    gw = pg_gw
     for i in range(2):
         ingest(gw, make_mail(sender=f"held{i}@example.org", subject=f"held {i}"), PIPE)
     clock = Clock()
@@ -439,7 +452,6 @@ def test_a_claim_passes_over_a_row_another_live_sender_still_holds(pg_url, tmp_p
     finally:
         for claim in filter(None, claims):
             claim.release()
-        gw.close()
 
 
 def test_a_busy_claimer_takes_a_lapsed_lease_within_a_second(gw):
@@ -450,9 +462,7 @@ def test_a_busy_claimer_takes_a_lapsed_lease_within_a_second(gw):
 
     from mailgate.outbound.claims import LAPSED_LOOK, LEASE, Claimer
 
-    with gw.db.unit_of_work() as session:
-        session.add(Address(address="support@example.com",
-                            department=Department(key="support", name="Support")))
+    support_only(gw)
     for i in range(3):
         ingest(gw, make_mail(sender=f"busy{i}@example.org", subject=f"busy {i}"), PIPE)
     clock = Clock()
@@ -475,23 +485,15 @@ def test_a_busy_claimer_takes_a_lapsed_lease_within_a_second(gw):
             claim.release()
 
 
-def test_a_claim_locks_the_row_it_takes_and_no_other(pg_url, tmp_path, parser_pool):
+def test_a_claim_locks_the_row_it_takes_and_no_other(pg_gw):
     """The claim's UPDATE tries the advisory lock of the row it takes only: on a small
     outbox PostgreSQL scans the table and tests the lock on each row before its id, and
     a lock taken on every row would keep every other sender off them."""
     from sqlalchemy import event, text
 
-    from mailgate.config import Settings
     from mailgate.outbound.claims import LOCK_SPACE, Claimer
-    from tests.conftest import _truncate_all
 
-    settings = Settings().replace(database={"url": pg_url},
-                                  storage={"dir": tmp_path / "var", "fsync": False})
-    gw = Gateway(settings, parser=parser_pool)
-    _truncate_all(gw.db)
-    with gw.db.unit_of_work() as session:
-        session.add(Address(address="support@example.com",
-                            department=Department(key="support", name="Support")))
+    gw = pg_gw
     for i in range(6):
         ingest(gw, make_mail(sender=f"few{i}@example.org", subject=f"few {i}"), PIPE)
     gw.db.engine.dispose()  # new connections that plan as for a small table: a scan
@@ -513,29 +515,19 @@ def test_a_claim_locks_the_row_it_takes_and_no_other(pg_url, tmp_path, parser_po
     finally:
         for claim in filter(None, claims):
             claim.release()
-        gw.close()
 
 
-def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(
-        pg_url, tmp_path, parser_pool):
+def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(pg_gw):
     """On PostgreSQL the outcome's transaction gives the row's advisory lock back before
     it commits (one transaction fewer a mail); until that commit its UPDATE holds the
     row, so a sender whose lease on it ran out still cannot take it."""
     from sqlalchemy import event, text
 
-    from mailgate.config import Settings
     from mailgate.outbound import record
     from mailgate.outbound.claims import LEASE, LOCK_SPACE, Claimer
     from mailgate.outbound.outcomes import Delivered
-    from tests.conftest import _truncate_all
 
-    settings = Settings().replace(database={"url": pg_url},
-                                  storage={"dir": tmp_path / "var", "fsync": False})
-    gw = Gateway(settings, parser=parser_pool)
-    _truncate_all(gw.db)
-    with gw.db.unit_of_work() as session:
-        session.add(Address(address="support@example.com",
-                            department=Department(key="support", name="Support")))
+    gw, settings = pg_gw, pg_gw.settings
     ingest(gw, make_mail(sender="window@example.org"), PIPE)  # one ack, no agents
     locks = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                  "AND classid = :space AND objid = :id")
@@ -566,7 +558,6 @@ def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(
             claim.release()
         if seen.get("taken") is not None:
             seen["taken"].release()
-        gw.close()
 
 
 def test_agent_notification_goes_to_team_address_when_set(mgw, relay):

@@ -148,7 +148,7 @@ class Claimer:
             for branch in self._branches():
                 row = session.execute(NEXT[branch, False, False], due).mappings().first()
                 if row is not None:
-                    self._mark(session, row, now)
+                    self._mark(session, MARK_TAKEN, row, now)
                     return Claim(self.db, Claimed.of(row, self.token))
         return None
 
@@ -192,15 +192,15 @@ class Claimer:
             row = conn.execute(query, values).mappings().first()
             if row is None:
                 return None
-            if self._mark(conn, row, due["now"], LOCK_AND_MARK_TAKEN):
+            if self._mark(conn, LOCK_AND_MARK_TAKEN, row, due["now"]):
                 return row
             skipped.append(row["id"])  # still being sent by a live claimer
         return None
 
-    def _mark(self, executor, row, now: dt.datetime, statement=None) -> bool:
-        """Mark `row` taken by us; with `LOCK_AND_MARK_TAKEN`, only if its advisory lock
-        was free (and is now ours)."""
-        return bool(executor.execute(statement if statement is not None else MARK_TAKEN, {
+    def _mark(self, executor, statement, row, now: dt.datetime) -> bool:
+        """Mark `row` taken by us with `statement`: `MARK_TAKEN`, or `LOCK_AND_MARK_TAKEN`,
+        which marks it only if its advisory lock was free (and is now ours)."""
+        return bool(executor.execute(statement, {
             "claim_id": row["id"], "claimer": self.token, "taken_at": now,
             "attempt": row["attempts"] + 1, "space": LOCK_SPACE}).rowcount)
 
