@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from ..config import Settings
 from ..mail.attachments import accepted_formats, refused_views
-from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
+from ..models import Agent, Contact, Message, Participant, Ticket
 from ..tickets import token_for
 from .contexts import attachable, message_context, ticket_context
 from .limits import over_rate_limit
-from .outbox import suppressed
+from .outbox import Queued, suppressed
 from .readers import to_agent, to_agents, to_customer, to_reader
 from .reflect import reflected, safe_text
 from .thread_headers import thread_headers
@@ -102,7 +102,7 @@ def after_customer_reply(session: Session, settings: Settings, ticket: Ticket,
 
 def status_changed(session: Session, settings: Settings, ticket: Ticket, old: str, new: str,
                    reason: str = "", now: dt.datetime | None = None,
-                   answering: Message | None = None) -> list[Outbox]:
+                   answering: Message | None = None) -> list[Queued]:
     """Status mail to the requester when the change is one the admin made customer-visible
     (`answering`: the customer's message that caused it, when the caller holds it)."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -116,7 +116,7 @@ def status_changed(session: Session, settings: Settings, ticket: Ticket, old: st
 
 
 def merged(session: Session, settings: Settings, source: Ticket, target: Ticket,
-           now: dt.datetime) -> list[Outbox]:
+           now: dt.datetime) -> list[Queued]:
     """`source` went into `target`: one mail to each of their requesters (one only when
     the same customer wrote both), about `target` and continuing that reader's thread."""
     context = {**ticket_context(session, settings, target),
@@ -129,7 +129,7 @@ def merged(session: Session, settings: Settings, source: Ticket, target: Ticket,
 
 
 def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
-                    quarantine_id: int, now: dt.datetime) -> Outbox | None:
+                    quarantine_id: int, now: dt.datetime) -> Queued | None:
     """To the agent whose From was on mail held as unverified (pipeline/quarantine.py, tell_agent_held)."""
     if over_rate_limit(session, settings, agent.email, now):
         return None
@@ -138,7 +138,7 @@ def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent:
 
 
 def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,
-                agent: Agent, now: dt.datetime) -> list[Outbox]:
+                agent: Agent, now: dt.datetime) -> list[Queued]:
     """Relay an agent's answer to the requester and the Cc participants."""
     context = {**ticket_context(session, settings, ticket),
                "message": message_context(message),

@@ -3,6 +3,13 @@
 A row says what to send (kind, template values, locale) and to whom; the sender
 (`sender.py`) renders and delivers it later. Suppressed addresses (too many
 hard bounces, `bounces.py`) get nothing.
+
+A row is written at once by one INSERT (`INSERT_ROW`), not added to the session
+for its next flush: nothing reads it back in the transaction that queues it, and
+the unit of work's bookkeeping for it cost more than the statement
+(benchmarks/pipeline_profile.py). Its ticket must therefore have an id (a new
+ticket is flushed before its mail is queued); `queued_in` says whether the
+transaction queued anything, for the caller that wakes the sender after commit.
 """
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
@@ -23,6 +30,14 @@ AUTO_REPLIED = {"ack", "status_change", "merged", "rejection", "reminder", "auto
 AUTO_GENERATED = {"new_ticket", "customer_reply", "command_result", "sla_warning",
                   "escalation", "digest", "held"}
 SMS_KINDS = {"ack", "agent_reply", "status_change"}
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A row written: its channel, kind and recipients."""
+    channel: str
+    kind: str
+    recipients: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,7 +58,7 @@ class Mail:
     rate_network: str | None = None
 
 
-def queue(session: Session, settings: Settings, mail: Mail, now: dt.datetime) -> Outbox | None:
+def queue(session: Session, settings: Settings, mail: Mail, now: dt.datetime) -> Queued | None:
     """One outbox row; None when every recipient is suppressed."""
     recipients = [r for r in dict.fromkeys(mail.recipients) if r]
     blocked = suppressed(session, recipients)
@@ -51,27 +66,24 @@ def queue(session: Session, settings: Settings, mail: Mail, now: dt.datetime) ->
     if not recipients:
         return None
     limited = mail.kind in RATE_LIMITED
-    row = Outbox(
-        ticket=mail.ticket, channel="email", kind=mail.kind, locale=mail.locale,
-        recipients=recipients, sender=mail.sender[0], sender_name=mail.sender[1],
-        context=mail.context,
-        message_id=mail.message_id or new_message_id(settings, mail.kind, mail.ticket),
-        in_reply_to=mail.in_reply_to, references=mail.references,
-        auto_submitted="auto-replied" if mail.kind in AUTO_REPLIED else
-        "auto-generated" if mail.kind in AUTO_GENERATED else None,
-        rate_key=recipients[0] if limited else None,
-        rate_domain=domain_of(recipients[0]) if limited else None,
-        rate_network=mail.rate_network if limited else None,
-        status="pending", attempts=0, next_attempt_at=now, created_at=now)
-    session.add(row)
-    return row
+    return _write(session, mail.ticket, now, channel="email", kind=mail.kind,
+                  locale=mail.locale, recipients=recipients, sender=mail.sender[0],
+                  sender_name=mail.sender[1], context=mail.context,
+                  message_id=mail.message_id or new_message_id(settings, mail.kind,
+                                                               mail.ticket),
+                  in_reply_to=mail.in_reply_to, references=mail.references,
+                  auto_submitted="auto-replied" if mail.kind in AUTO_REPLIED else
+                  "auto-generated" if mail.kind in AUTO_GENERATED else None,
+                  rate_key=recipients[0] if limited else None,
+                  rate_domain=domain_of(recipients[0]) if limited else None,
+                  rate_network=mail.rate_network if limited else None)
 
 
 def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind: str,
                recipients: list[str], context: dict, locale: str, sender: tuple[str, str],
                in_reply_to: str | None = None, references: str | None = None,
                message_id: str | None = None, now: dt.datetime | None = None,
-               rate_network: str | None = None) -> Outbox | None:
+               rate_network: str | None = None) -> Queued | None:
     """`queue` in the spelling `jobs.py` calls (`notify.queue_mail`), kept until it
     builds a `Mail` itself."""
     mail = Mail(ticket=ticket, kind=kind, recipients=recipients, context=context,
@@ -81,17 +93,42 @@ def queue_mail(session: Session, settings: Settings, ticket: Ticket | None, kind
 
 
 def queue_sms(session: Session, ticket: Ticket, kind: str, context: dict, locale: str,
-              now: dt.datetime) -> Outbox | None:
+              now: dt.datetime) -> Queued | None:
     """A text to the requester's phone, for the kinds that have one, when their
     department sends SMS."""
     phone = ticket.requester.phone
     if kind not in SMS_KINDS or not phone or not ticket.department.sms_enabled:
         return None
-    row = Outbox(ticket=ticket, channel="sms", kind=kind, locale=locale, recipients=[phone],
-                 context=context, status="pending", attempts=0, next_attempt_at=now,
-                 created_at=now)
-    session.add(row)
-    return row
+    return _write(session, ticket, now, channel="sms", kind=kind, locale=locale,
+                  recipients=[phone], sender="", sender_name="", context=context,
+                  message_id=None, in_reply_to=None, references=None, auto_submitted=None,
+                  rate_key=None, rate_domain=None, rate_network=None)
+
+
+# every column a queued row sets, as bind parameters: built once (see limits.CAPS)
+INSERT_ROW = insert(Outbox.__table__).values(
+    {name: bindparam(name) for name in (
+        "ticket_id", "channel", "kind", "locale", "recipients", "sender", "sender_name",
+        "context", "message_id", "in_reply_to", "references", "auto_submitted", "rate_key",
+        "rate_domain", "rate_network", "status", "attempts", "next_attempt_at",
+        "created_at")})
+QUEUED_KEY = "mailgate.queued"  # the session.info key of `queued_in`
+
+
+def _write(session: Session, ticket: Ticket | None, now: dt.datetime, **values) -> Queued:
+    if ticket is not None and ticket.id is None:
+        raise ValueError("mail about a ticket not yet flushed: it has no number")
+    session.execute(INSERT_ROW, {**values, "ticket_id": ticket.id if ticket else None,
+                                 "status": "pending", "attempts": 0,
+                                 "next_attempt_at": now, "created_at": now})
+    session.info[QUEUED_KEY] = session.get_transaction()
+    return Queued(values["channel"], values["kind"], values["recipients"])
+
+
+def queued_in(session: Session) -> bool:
+    """Whether the session's transaction queued a row (the sender is woken after it commits)."""
+    transaction = session.info.get(QUEUED_KEY)
+    return transaction is not None and transaction is session.get_transaction()
 
 
 # asked for every mail queued: built once (see limits.CAPS)

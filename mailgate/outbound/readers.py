@@ -12,17 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..config import Settings
-from ..models import Agent, Contact, Message, Outbox, Participant, Ticket
+from ..models import Agent, Contact, Message, Participant, Ticket
 from ..signing import TEAM, Reader, signer_for
 from .contexts import department_sender, locale_for, reader_context, ticket_context
-from .outbox import AUTO_REPLIED, Mail, queue, queue_sms
+from .outbox import AUTO_REPLIED, Mail, Queued, queue, queue_sms
 from .reflect import safe_name
 from .thread_headers import agent_thread_headers, thread_headers
 
 
 def to_customer(session: Session, settings: Settings, ticket: Ticket, kind: str,
                 context: dict, now: dt.datetime, cc: bool = False,
-                answering: Message | None = None, network: str | None = None) -> list[Outbox]:
+                answering: Message | None = None, network: str | None = None) -> list[Queued]:
     """Mail to the requester (and with `cc` to each Cc participant), each continuing
     that reader's side of the thread (`answering`: the message being answered, when
     the caller holds it). SMS to the requester."""
@@ -48,7 +48,7 @@ def _cc_participants(session: Session, ticket: Ticket) -> list[Contact]:
 
 def to_reader(session: Session, settings: Settings, ticket: Ticket, reader: Contact,
               kind: str, context: dict, now: dt.datetime, *, network: str | None = None,
-              threading: tuple[str | None, str | None] = (None, None)) -> Outbox | None:
+              threading: tuple[str | None, str | None] = (None, None)) -> Queued | None:
     """One mail to one customer. Automatic mail greets them only by a name that reads
     as a person's (`reflect.safe_name`). `threading`: (In-Reply-To, References)."""
     name = safe_name(reader.name) if kind in AUTO_REPLIED else reader.name
@@ -72,7 +72,7 @@ def agent_recipients(ticket: Ticket, only_assignee: bool = False) -> list[str]:
 
 def to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
               context: dict, now: dt.datetime, only_assignee: bool = False,
-              first: bool = False) -> list[Outbox]:
+              first: bool = False) -> list[Queued]:
     """Mail to the assignee (`only_assignee`, when there is an active one), else to the
     department's team address, else to each of its active agents. `first`: the
     ticket is new in this transaction, so no earlier mail about it to thread on."""
@@ -87,7 +87,7 @@ def to_agents(session: Session, settings: Settings, ticket: Ticket, kind: str,
 
 
 def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent, kind: str,
-             extra: dict, now: dt.datetime) -> Outbox | None:
+             extra: dict, now: dt.datetime) -> Queued | None:
     """Mail about `ticket` to one agent. Its Message-ID is signed like every
     notification, so answering it is a verified reply (pipeline/agent.py)."""
     context = {**ticket_context(session, settings, ticket), **extra}
@@ -97,7 +97,7 @@ def to_agent(session: Session, settings: Settings, ticket: Ticket, agent: Agent,
 
 def _to_agent_address(session: Session, settings: Settings, ticket: Ticket, kind: str,
                       context: dict, now: dt.datetime, *, address: str, agent_id: int,
-                      name: str = "", first: bool = False) -> Outbox | None:
+                      name: str = "", first: bool = False) -> Queued | None:
     """`agent_id`: whose reply the Message-ID proves (`signing.TEAM` for a team address).
     It threads on the earlier mail about the ticket to `address` (`agent_thread_headers`)."""
     in_reply_to, references = (None, None) if first else \

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..config import Settings
 from ..mail.ticket_query import CLOSED, OPEN, TicketQuery
-from ..models import Contact, Department, Outbox, Participant, Ticket, iso
+from ..models import Contact, Department, Participant, Ticket, iso
 from ..signing import Reader, signer_for, visible_to
 from ..tickets import token_for
-from .outbox import Mail, queue
+from .outbox import Mail, Queued, queue
 from .reflect import safe_name, safe_text
 
 
@@ -99,7 +99,7 @@ def _row(settings: Settings, ticket: Ticket, verified: bool) -> dict:
 def queue_list(session: Session, settings: Settings, *, address: str,
                contact: Contact | None, locale: str, sender: tuple[str, str],
                context: dict, now: dt.datetime, answering: str | None = None,
-               network: str | None = None) -> Outbox | None:
+               network: str | None = None) -> Queued | None:
     """One `my_tickets` mail to `address` (the request's From). Its Message-ID is
     signed for the contact (ticket 0: about no one ticket), so that answering it
     proves them; `answering`: the request's Message-ID, which it threads on."""

@@ -20,7 +20,8 @@ from ..mail import quotes
 from ..mail.route import Route
 from ..mail.rules import Ruling
 from ..mail.threads import Decision
-from ..models import Inbound, Message, Outbox, Ticket
+from ..models import Inbound, Message, Ticket
+from ..outbound import outbox
 from ..proof import Proof
 from ..tickets import Directory
 from ..vocabulary import Outcome
@@ -110,7 +111,7 @@ class Context:
         self.record.outcome = outcome.value
         self.record.ticket = ticket
         self.record.trace = list(self.trace)
-        queued = any(isinstance(row, Outbox) for row in self.session.new)
         self.session.flush()
         return Result(outcome, ticket.number if ticket is not None else None,
-                      self.record.id, reason=reason, trace=list(self.trace), queued=queued)
+                      self.record.id, reason=reason, trace=list(self.trace),
+                      queued=outbox.queued_in(self.session))
