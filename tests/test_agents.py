@@ -206,6 +206,22 @@ def test_every_command(agw, relay):
     assert strict(status_mail.raw)["Auto-Submitted"] == "auto-replied"
 
 
+def test_an_answer_that_resolves_tells_the_status_in_the_answer_itself(agw, relay):
+    """An agent's answer with `#status resolved` is one mail to the customer that says
+    both (no status mail of its own, which could arrive first)."""
+    number, notification = open_ticket(agw, relay)
+    ingest(agw, agent_reply(notification, "#status resolved\n\nRestart the router."), PIPE)
+    send(agw)
+    with agw.db.unit_of_work() as session:
+        ticket_id = ops.get_ticket(session, number).id
+        rows = session.scalars(select(Outbox).where(
+            Outbox.ticket_id == ticket_id, Outbox.kind.in_(("agent_reply", "status_change"))))
+        told = [(row.kind, row.recipients, row.context.get("status")) for row in rows]
+    assert told == [("agent_reply", [CUSTOMER],
+                     {"old": "new", "new": "resolved", "reason": ""})]
+    assert "Restart the router." in text_of(relay.to(CUSTOMER)[-1].raw)
+
+
 def test_invalid_commands_are_not_applied_and_the_agent_is_told(agw, relay):
     number, notification = open_ticket(agw, relay)
     ingest(agw, agent_reply(notification, "#status maybe\n#assign nobody@example.com\n"

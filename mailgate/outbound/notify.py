@@ -138,11 +138,14 @@ def held_for_review(session: Session, settings: Settings, ticket: Ticket, agent:
 
 
 def agent_reply(session: Session, settings: Settings, ticket: Ticket, message: Message,
-                agent: Agent, now: dt.datetime) -> list[Queued]:
-    """Relay an agent's answer to the requester and the Cc participants."""
+                agent: Agent, now: dt.datetime, status: dict | None = None) -> list[Queued]:
+    """Relay an agent's answer to the requester and the Cc participants; `status`: the
+    status change its commands made, told in the answer itself."""
     context = {**ticket_context(session, settings, ticket),
                "message": message_context(message),
                "agent": {"name": agent.name, "email": agent.email}}
+    if status:
+        context["status"] = status
     return to_customer(session, settings, ticket, "agent_reply", context, now, cc=True)
 
 

@@ -127,8 +127,8 @@ def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
     explicit_status = any(c.name in ("status", "close") for c in commands if not c.error)
     if relayed:
         session.flush()
-        rows = notify.agent_reply(session, ctx.settings, ticket, message, agent, now)
-        with_status_change(ctx.settings, rows, before, ticket.status)
+        notify.agent_reply(session, ctx.settings, ticket, message, agent, now,
+                           status=status_change(ctx.settings, before, ticket.status))
         notes.append("agent: reply relayed to the customer")
         sla.agent_answered(ticket, now)
         if not explicit_status:
@@ -143,13 +143,12 @@ def handle_reply(ctx: Context, ticket: Ticket, agent: Agent) -> list[str]:
     return notes
 
 
-def with_status_change(settings, rows: list, old: str, new: str) -> None:
-    """The answer tells the customer of the status change its commands made (`#status
-    resolved`, `#close`), when it is one they are told of: one mail, so the status
-    never arrives before the answer that caused it."""
+def status_change(settings, old: str, new: str) -> dict | None:
+    """The status change the commands made (`#status resolved`, `#close`), when it is
+    one the customer is told of, for the answer to tell: one mail, so the status never
+    arrives before the answer that caused it."""
     shown = shown_change(settings, old, new)
-    for row in rows if shown else ():
-        row.context = {**row.context, "status": {"old": old, "new": shown, "reason": ""}}
+    return {"old": old, "new": shown, "reason": ""} if shown else None
 
 
 def new_ticket_for_customer(ctx: Context, agent: Agent, customer: str
