@@ -159,7 +159,6 @@ def dry_run(gw, raw: bytes, envelope: Envelope) -> Verdict:
                       Inbound(source=envelope.source, sha256=sha256_hex(raw), size=len(raw),
                               envelope_to=list(envelope.rcpt_to), received_at=gw.now(),
                               outcome="new", trace=[]))
-        session.add(ctx.record)
         _steps(ctx, verdict)
     except TemporaryFailure:
         raise

@@ -25,6 +25,7 @@ from ..outbound import outbox
 from ..proof import Proof
 from ..tickets import Directory
 from ..vocabulary import Outcome
+from . import write
 from .envelope import Envelope, Result
 
 
@@ -49,8 +50,10 @@ class Context:
     digest: str  # sha256 of `raw`
     envelope: Envelope
     now: dt.datetime
-    record: Inbound  # this message's inbound row, written by finish()
+    record: Inbound  # this message's inbound row, written by finish() (write.py)
     trace: list[str] = field(default_factory=list)
+    # the messages stored on tickets (store.py), written by finish() after the record
+    stored: list[tuple[Message, Ticket]] = field(default_factory=list)
     # guard
     candidates: list[tuple[str, str]] = field(default_factory=list)  # (address, header)
     known: Directory | None = None  # the departments and the addresses the message names
@@ -107,11 +110,13 @@ class Context:
 
     def finish(self, outcome: Outcome, ticket: Ticket | None = None,
                reason: str = "") -> Result:
-        """Record the outcome on the inbound row and end the message's path."""
+        """Write what the steps changed, then the message's own rows (`write.py`), and
+        end the message's path."""
         self.record.outcome = outcome.value
-        self.record.ticket = ticket
         self.record.trace = list(self.trace)
-        self.session.flush()
+        self.session.flush()  # the ticket, its contacts, participants and events
+        inbound_id = write.inbound(self.session, self.record, ticket)
+        write.messages(self.session, self.stored, inbound_id)
         return Result(outcome, ticket.number if ticket is not None else None,
-                      self.record.id, reason=reason, trace=list(self.trace),
+                      inbound_id, reason=reason, trace=list(self.trace),
                       queued=outbox.queued_in(self.session))

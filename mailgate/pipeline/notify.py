@@ -5,9 +5,8 @@ Automatic mail is answered by nobody: a ticket it opened is announced to the
 agents only, and on an existing ticket it tells nobody.
 
 A new ticket is flushed first: its mail needs its id (the number, signed
-Message-IDs, status links). A reply's ticket has one, and what it queues threads
-on the message in hand, so a reply is written in one flush at the end, its inbound
-row inserted once with its outcome."""
+Message-IDs, status links). A reply's ticket has one. What is queued threads on
+the message in hand, whose row is written when the path ends (`write.py`)."""
 from __future__ import annotations
 
 from ..outbound import notify
