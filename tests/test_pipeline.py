@@ -129,6 +129,25 @@ def test_reply_to_long_closed_ticket_opens_linked_ticket(gw, departments):
     assert ticket(gw, first.ticket).status == "closed"
 
 
+def test_the_sender_is_woken_exactly_when_mail_was_queued(gw, departments):
+    """`Result.queued` (the daemon wakes the outbox sender on it) is true when the
+    message's transaction queued mail, and only then; the result names the inbound
+    row written for it."""
+    raw = make_mail(subject="Help")
+    first = ingest(gw, raw, PIPE)
+    reply = ingest(gw, make_mail(subject=f"Re: {format_token('MG', first.ticket)} Help"), PIPE)
+    again = ingest(gw, raw, PIPE)
+    assert [(r.outcome, r.queued) for r in (first, reply, again)] == \
+        [("new", True), ("appended", True), ("duplicate", False)]
+    with gw.db.unit_of_work() as session:
+        rows = {row.id: (row.outcome, row.ticket_id) for row in session.scalars(select(Inbound))}
+        messages = {m.inbound_id: m.ticket_id for m in session.scalars(select(Message))}
+    number_id = ticket(gw, first.ticket).id
+    assert [rows[r.inbound_id] for r in (first, reply, again)] == \
+        [("new", number_id), ("appended", number_id), ("duplicate", number_id)]
+    assert messages == {first.inbound_id: number_id, reply.inbound_id: number_id}
+
+
 def test_same_message_twice_and_to_two_departments_makes_one_ticket(gw, departments):
     raw = make_mail(to="support@example.com", cc="billing@example.com")
     first = ingest(gw, raw, Envelope("smtp", "c@x", ("support@example.com",)))
