@@ -142,10 +142,10 @@ def test_the_sender_is_woken_exactly_when_mail_was_queued(gw, departments):
     with gw.db.unit_of_work() as session:
         rows = {row.id: (row.outcome, row.ticket_id) for row in session.scalars(select(Inbound))}
         messages = {m.inbound_id: m.ticket_id for m in session.scalars(select(Message))}
-    number_id = ticket(gw, first.ticket).id
+    ticket_id = ticket(gw, first.ticket).id
     assert [rows[r.inbound_id] for r in (first, reply, again)] == \
-        [("new", number_id), ("appended", number_id), ("duplicate", number_id)]
-    assert messages == {first.inbound_id: number_id, reply.inbound_id: number_id}
+        [("new", ticket_id), ("appended", ticket_id), ("duplicate", ticket_id)]
+    assert messages == {first.inbound_id: ticket_id, reply.inbound_id: ticket_id}
 
 
 def test_same_message_twice_and_to_two_departments_makes_one_ticket(gw, departments):

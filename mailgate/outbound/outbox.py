@@ -121,14 +121,23 @@ def _write(session: Session, ticket: Ticket | None, now: dt.datetime, **values) 
     session.execute(INSERT_ROW, {**values, "ticket_id": ticket.id if ticket else None,
                                  "status": "pending", "attempts": 0,
                                  "next_attempt_at": now, "created_at": now})
-    session.info[QUEUED_KEY] = session.get_transaction()
+    _this_transaction(session, QUEUED_KEY)["queued"] = True
     return Queued(values["channel"], values["kind"], values["recipients"])
 
 
 def queued_in(session: Session) -> bool:
     """Whether the session's transaction queued a row (the sender is woken after it commits)."""
-    transaction = session.info.get(QUEUED_KEY)
-    return transaction is not None and transaction is session.get_transaction()
+    return bool(_this_transaction(session, QUEUED_KEY))
+
+
+def _this_transaction(session: Session, key: str) -> dict:
+    """A dict kept in `session.info[key]` for the session's current transaction: a new,
+    empty one once another transaction has begun."""
+    transaction, kept = session.info.get(key, (None, None))
+    if transaction is not session.get_transaction():
+        kept = {}
+        session.info[key] = (session.get_transaction(), kept)
+    return kept
 
 
 # asked for every mail queued: built once (see limits.CAPS)
@@ -142,10 +151,7 @@ def suppressed(session: Session, addresses: list[str]) -> set[str]:
     """Those of `addresses` that get nothing. What a transaction has asked is kept for
     it (in `session.info`), so a caller about to queue several mails asks once for all
     their recipients; counting a hard bounce (`bounces.py`) forgets it."""
-    transaction, known = session.info.get(SUPPRESSED_KEY, (None, {}))
-    if transaction is not session.get_transaction():
-        known = {}
-        session.info[SUPPRESSED_KEY] = (session.get_transaction(), known)
+    known = _this_transaction(session, SUPPRESSED_KEY)
     unknown = [a for a in dict.fromkeys(addresses) if a not in known]
     if unknown:
         found = set(session.scalars(SUPPRESSED, {"addresses": unknown}))

@@ -92,7 +92,7 @@ def _in_one_transaction(gw: Gateway, parsed: ParsedMessage, raw: bytes, digest: 
             with gw.db.unit_of_work() as session:
                 session.autoflush = False  # one flush at the end: a few statements
                 now = gw.now()
-                row = Inbound(message_id=parsed.message_id, sha256=digest, dedup_key=None,
+                row = Inbound(message_id=parsed.message_id, sha256=digest,
                               source=envelope.source, envelope_from=envelope.mail_from,
                               envelope_to=list(envelope.rcpt_to), size=len(raw),
                               outcome=Outcome.NEW.value, received_at=now, trace=[])

@@ -17,19 +17,21 @@ from ..models import Attachment, Inbound, Message, Ticket
 from ..tickets import final
 
 
+# every column but the id, written from the object's attribute of that name
+COLUMNS = {model: [c.key for c in model.__table__.columns if c.key != "id"]
+           for model in (Inbound, Message, Attachment)}
+
+
 def _insert(model, returning: bool):
-    """INSERT of every column but the id, as bind parameters: built once."""
+    """INSERT of `COLUMNS[model]` as bind parameters: built once."""
     table = model.__table__
-    statement = insert(table).values(
-        {column.key: bindparam(column.key) for column in table.columns if column.key != "id"})
+    statement = insert(table).values({key: bindparam(key) for key in COLUMNS[model]})
     return statement.returning(table.c.id) if returning else statement
 
 
 INSERT_INBOUND = _insert(Inbound, returning=True)
 INSERT_MESSAGE = _insert(Message, returning=True)
 INSERT_ATTACHMENTS = _insert(Attachment, returning=False)
-COLUMNS = {model: [c.key for c in model.__table__.columns if c.key != "id"]
-           for model in (Inbound, Message, Attachment)}
 
 
 def _values(row, **given) -> dict:
