@@ -40,7 +40,7 @@ from mailgate.db import Database  # noqa: E402
 from mailgate.gateway import Gateway  # noqa: E402
 from mailgate.models import Address, Agent, Department  # noqa: E402
 from mailgate.outbound.delivery import Link  # noqa: E402
-from mailgate.outbound.sender import OutboxSender  # noqa: E402
+from mailgate.outbound.sender import BATCH, OutboxSender  # noqa: E402
 from mailgate.pipeline import Envelope, ingest, runner  # noqa: E402
 from mailgate.vocabulary import Source  # noqa: E402
 
@@ -124,9 +124,14 @@ def run(gw: Gateway, messages: list[bytes], profiler: cProfile.Profile | None,
     if clock:
         clock.report(len(messages), pipeline_cpu)
     before = statements.count
+    sender = OutboxSender(gw, workers=1)
+    if clock:
+        clock.watch_outbox(sender)
     cpu = time.process_time()
-    sent = send_all(OutboxSender(gw, workers=1))
+    sent = send_all(sender)
     outbox_cpu = time.process_time() - cpu
+    if clock:
+        clock.report_outbox(sent, outbox_cpu)
     if profiler:
         profiler.disable()
     count = len(messages)
@@ -176,20 +181,37 @@ class StepClock:
             return made
         return session
 
-    def report(self, count: int, total: float) -> None:
-        print("CPU per message by stage (ms):")
+    def watch_outbox(self, sender: OutboxSender) -> None:
+        """From now on, the outbox's stages instead of the pipeline's."""
+        self.cpu = collections.Counter()
+        sender.claimer.claim_some = self._timed("claim", sender.claimer.claim_some)
+        sender.delivery.templates.render = self._timed("render", sender.delivery.templates.render)
+        sender.delivery._render_email = self._timed(  # noqa: SLF001
+            "compose", sender.delivery._render_email)  # noqa: SLF001
+        sender.transport.send = self._timed("transport (file)", sender.transport.send)
+        sender.delivery.journal.keep = self._timed("journal: copy", sender.delivery.journal.keep)
+        sender.delivery.journal.write = self._timed("journal: entry",
+                                                    sender.delivery.journal.write)
+        sender.ledger.record = self._timed("record", sender.ledger.record)
+        sender.ledger.settle = self._timed("settle", sender.ledger.settle)
+
+    def report(self, count: int, total: float, what: str = "message") -> None:
+        print(f"CPU per {what} by stage (ms):")
         for name, seconds in sorted(self.cpu.items(), key=lambda kv: -kv[1]):
             print(f"  {name:26s} {seconds / count * 1000:6.2f}")
         rest = total - sum(self.cpu.values())
         print(f"  {'(the rest)':26s} {rest / count * 1000:6.2f}")
+
+    def report_outbox(self, count: int, total: float) -> None:
+        self.report(max(count, 1), total, "mail")
 
 
 def send_all(sender: OutboxSender) -> int:
     """What `run_once` does, in this thread (cProfile sees only the thread it runs in)."""
     sender.recover()
     link, sent = Link(sender.transport), 0
-    while sender._step(link):  # noqa: SLF001  (one worker's loop, without the thread)
-        sent += 1
+    while done := sender._step(link, BATCH):  # noqa: SLF001  (one worker's loop, in this thread)
+        sent += done
     link.close()
     return sent
 

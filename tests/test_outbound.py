@@ -517,6 +517,90 @@ def test_a_claim_locks_the_row_it_takes_and_no_other(pg_gw):
             claim.release()
 
 
+def advisory_locks(gw) -> int:
+    """Advisory locks on outbox rows held by anyone (0 on SQLite, which has none)."""
+    from sqlalchemy import text
+
+    from mailgate.outbound.claims import LOCK_SPACE
+
+    if not gw.db.is_postgresql:
+        return 0
+    with gw.db.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                 "AND classid = :space"), {"space": LOCK_SPACE}).scalar()
+
+
+def outbox_rows(gw) -> dict[int, tuple[str, int, str | None]]:
+    with gw.db.unit_of_work() as session:
+        return {row.id: (row.status, row.attempts, row.claimed_by)
+                for row in session.scalars(select(Outbox))}
+
+
+def test_rows_claimed_together_are_taken_in_turn_and_one_given_back_as_it_was(gw):
+    """One claim takes up to a few due rows in one transaction, in the order they are
+    due (on PostgreSQL each under its own advisory lock); the next claimer takes the
+    next ones. A row given back (claimed, never attempted) is pending again with its
+    attempt not counted and no lock, and the next claim takes it."""
+    from mailgate.outbound.claims import Claimer
+
+    support_only(gw)
+    for i in range(5):
+        ingest(gw, make_mail(sender=f"turn{i}@example.org", subject=f"turn {i}"), PIPE)
+    ids = sorted(outbox_rows(gw))
+    clock = Clock()
+    claims = []
+    try:
+        first = Claimer(gw.db, "host-a", clock).claim_some(set(), 3)
+        claims += first
+        second = Claimer(gw.db, "host-b", clock).claim_some(set(), 3)
+        claims += second
+        assert [c.row.id for c in first] == ids[:3] and [c.row.id for c in second] == ids[3:]
+        assert all(c.row.attempts == 1 for c in claims)
+        assert advisory_locks(gw) == (5 if gw.db.is_postgresql else 0)
+        first[2].give_back()
+        assert outbox_rows(gw)[ids[2]] == ("pending", 0, None)
+        assert advisory_locks(gw) == (4 if gw.db.is_postgresql else 0)
+        again = Claimer(gw.db, "host-c", clock).claim_some(set(), 3)
+        claims += again
+        assert [(c.row.id, c.row.attempts) for c in again] == [(ids[2], 1)]
+    finally:
+        for claim in claims:
+            claim.release()
+    assert advisory_locks(gw) == 0
+
+
+def test_a_stopping_worker_gives_back_the_rows_it_did_not_reach(gw):
+    """The daemon stops while a worker delivers the first of the rows it claimed: it
+    finishes that one and puts the others back as they were, for the next sender to
+    send once each, with one attempt each."""
+    from mailgate.outbound.delivery import Link
+
+    support_only(gw)
+    for i in range(4):
+        ingest(gw, make_mail(sender=f"stop{i}@example.org", subject=f"stop {i}"), PIPE)
+    ids = sorted(outbox_rows(gw))
+    sender = OutboxSender(gw, workers=1)
+    attempt = sender.delivery.attempt
+
+    def stopped_meanwhile(row, link):
+        sender.wakeups.stop()
+        return attempt(row, link)
+
+    sender.delivery.attempt = stopped_meanwhile
+    link = Link(sender.transport)
+    try:
+        assert sender._step(link, 4) == 1  # one worker's step, as the daemon runs it
+    finally:
+        link.close()
+    stored = outbox_rows(gw)
+    assert stored[ids[0]] == ("sent", 1, sender.presence.token)
+    assert [stored[i] for i in ids[1:]] == [("pending", 0, None)] * 3
+    assert advisory_locks(gw) == 0
+    assert OutboxSender(gw).run_once() == 3
+    assert {value[:2] for value in outbox_rows(gw).values()} == {("sent", 1)}
+    assert len(list(gw.settings.outbox_dir.glob("*.eml"))) == 4
+
+
 def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(pg_gw):
     """On PostgreSQL the outcome's transaction gives the row's advisory lock back before
     it commits (one transaction fewer a mail); until that commit its UPDATE holds the

@@ -83,29 +83,61 @@ def claim_params(ident: int, claimer: str, attempt: int) -> dict:
     return {"claim_id": ident, "claimer": claimer, "attempt": attempt}
 
 
-class Claim:
-    """A claimed row, and on PostgreSQL the connection holding its advisory lock."""
+class Hold:
+    """On PostgreSQL, the connection holding the advisory locks of the rows claimed
+    together, open until each of them is released."""
 
-    def __init__(self, db: Database, row: Claimed, conn: Connection | None = None):
+    def __init__(self, conn: Connection, ids: list[int]):
+        self.conn: Connection | None = conn
+        self.locked = set(ids)  # rows whose advisory lock is still ours
+        self.open = set(ids)  # rows not released yet
+
+    def unlock(self, executor, ident: int) -> None:
+        executor.execute(UNLOCK, {"space": LOCK_SPACE, "id": ident})
+        self.locked.discard(ident)
+
+    def release(self, ident: int) -> None:
+        self.open.discard(ident)
+        conn = self.conn
+        if conn is None:
+            return
+        try:
+            if ident in self.locked:  # no outcome was recorded (the journal's replay records it)
+                self.unlock(conn, ident)
+                conn.commit()
+        except Exception:  # a dead connection holds no lock; never pool a doubtful one
+            self.conn = None
+            conn.invalidate()
+            conn.close()
+            return
+        if not self.open:
+            self.conn = None
+            conn.close()
+
+
+class Claim:
+    """A claimed row, and on PostgreSQL the hold on its advisory lock (shared by the rows
+    claimed with it)."""
+
+    def __init__(self, db: Database, row: Claimed, hold: Hold | None = None):
         self.db = db
         self.row = row
-        self.conn = conn
-        self.locked = conn is not None  # the advisory lock on the row is ours
+        self.hold = hold
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[Session]:
         """A unit of work for recording the outcome (on the held connection, if any,
-        whose advisory lock it gives back just before it commits)."""
-        if self.conn is None:
+        whose advisory lock on the row it gives back just before it commits)."""
+        hold = self.hold
+        if hold is None or hold.conn is None:
             with self.db.unit_of_work() as session:
                 yield session
             return
-        session = Session(bind=self.conn, expire_on_commit=False)
+        session = Session(bind=hold.conn, expire_on_commit=False)
         try:
             yield session
             session.flush()  # the outcome's UPDATE holds the row until the commit
-            session.execute(UNLOCK, {"space": LOCK_SPACE, "id": self.row.id})
-            self.locked = False
+            hold.unlock(session, self.row.id)
             session.commit()
         except BaseException as error:
             with contextlib.suppress(Exception):
@@ -116,18 +148,15 @@ class Claim:
         finally:
             session.close()
 
+    def give_back(self) -> None:
+        """Put a row claimed but not attempted back in the queue as it was."""
+        with self.unit() as session:
+            session.execute(GIVE_BACK, claim_params(self.row.id, self.row.claimer,
+                                                    self.row.attempts))
+
     def release(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        try:
-            if self.locked:  # no outcome was recorded (the journal's replay records it)
-                conn.execute(UNLOCK, {"space": LOCK_SPACE, "id": self.row.id})
-                conn.commit()
-                self.locked = False
-        except Exception:  # a dead connection holds no lock; never pool a doubtful one
-            conn.invalidate()
-        conn.close()
+        if self.hold is not None:
+            self.hold.release(self.row.id)
 
 
 class Claimer:
@@ -138,19 +167,26 @@ class Claimer:
         self._lapsed_looked = -LAPSED_LOOK  # monotonic time of the last look at leases
 
     def claim(self, alive: set[str]) -> Claim | None:
-        """Take the next due row, or None. `alive`: tokens of this host's live senders,
-        whose rows are never taken by lease."""
+        """Take the next due row, or None (`claim_some` for one row)."""
+        claims = self.claim_some(alive, 1)
+        return claims[0] if claims else None
+
+    def claim_some(self, alive: set[str], up_to: int) -> list[Claim]:
+        """Take up to `up_to` due rows, in the order they are due, in one transaction;
+        none when nothing is due. `alive`: tokens of this host's live senders, whose
+        rows are never taken by lease."""
         now = self.now()
-        due = {"now": now, "lease_ends": now - LEASE, "ours": sorted(alive | {self.token})}
+        due = {"now": now, "lease_ends": now - LEASE, "ours": sorted(alive | {self.token}),
+               "up_to": up_to}
         if self.db.is_postgresql:
             return self._claim_locked(due)
         with self.db.unit_of_work() as session:
             for branch in self._branches():
-                row = session.execute(NEXT[branch, False, False], due).mappings().first()
-                if row is not None:
-                    self._mark(session, MARK_TAKEN, row, now)
-                    return Claim(self.db, Claimed.of(row, self.token))
-        return None
+                rows = session.execute(NEXT[branch, False, False], due).mappings().all()
+                if rows:
+                    self._mark(session, MARK_TAKEN, rows, now)
+                    return [Claim(self.db, Claimed.of(row, self.token)) for row in rows]
+        return []
 
     def _branches(self) -> tuple[str, str]:
         """Where to look first: pending rows, but lapsed leases first once every
@@ -161,48 +197,51 @@ class Claimer:
         self._lapsed_looked = now
         return LAPSED, PENDING
 
-    def _claim_locked(self, due: dict) -> Claim | None:
-        conn = None
+    def _claim_locked(self, due: dict) -> list[Claim]:
+        conn, rows = None, []
         try:
             conn = self.db.engine.connect()  # the database down is a temporary failure too
             with conn.begin():
                 for branch in self._branches():
-                    row = self._lockable_row(conn, branch, due)
-                    if row is not None:
+                    rows = self._lockable_rows(conn, branch, due)
+                    if rows:
                         break
         except BaseException as error:
             if conn is not None:
-                conn.invalidate()  # it may hold an advisory lock: never back into the pool
+                conn.invalidate()  # it may hold advisory locks: never back into the pool
                 conn.close()
             if is_temporary(error):
                 raise as_temporary(error) from error
             raise
-        if row is None:
+        if not rows:
             conn.close()
-            return None
-        return Claim(self.db, Claimed.of(row, self.token), conn)
+            return []
+        hold = Hold(conn, [row["id"] for row in rows])
+        return [Claim(self.db, Claimed.of(row, self.token), hold) for row in rows]
 
-    def _lockable_row(self, conn: Connection, branch: str, due: dict):
-        """The next due row of `branch` whose advisory lock was free, locked and marked
-        ours."""
+    def _lockable_rows(self, conn: Connection, branch: str, due: dict) -> list:
+        """The next due rows of `branch` whose advisory locks were free, locked and
+        marked ours."""
         skipped: list[int] = []
         while len(skipped) < MAX_SKIPPED:
             query, values = (NEXT[branch, True, True], {**due, "skipped": skipped}) \
                 if skipped else (NEXT[branch, True, False], due)
-            row = conn.execute(query, values).mappings().first()
-            if row is None:
-                return None
-            if self._mark(conn, LOCK_AND_MARK_TAKEN, row, due["now"]):
-                return row
-            skipped.append(row["id"])  # still being sent by a live claimer
-        return None
+            rows = conn.execute(query, values).mappings().all()
+            if not rows:
+                return []
+            taken = self._mark(conn, LOCK_AND_MARK_TAKEN, rows, due["now"])
+            if taken:
+                return [row for row in rows if row["id"] in taken]
+            skipped.extend(row["id"] for row in rows)  # still being sent by live claimers
+        return []
 
-    def _mark(self, executor, statement, row, now: dt.datetime) -> bool:
-        """Mark `row` taken by us with `statement`: `MARK_TAKEN`, or `LOCK_AND_MARK_TAKEN`,
-        which marks it only if its advisory lock was free (and is now ours)."""
-        return bool(executor.execute(statement, {
-            "claim_id": row["id"], "claimer": self.token, "taken_at": now,
-            "attempt": row["attempts"] + 1, "space": LOCK_SPACE}).rowcount)
+    def _mark(self, executor, statement, rows, now: dt.datetime) -> set[int]:
+        """Mark `rows` taken by us with `statement`: `MARK_TAKEN`, or
+        `LOCK_AND_MARK_TAKEN`, which marks a row only if its advisory lock was free (and
+        is now ours). Returns the ids marked."""
+        return set(executor.execute(statement, {
+            "ids": [row["id"] for row in rows], "claimer": self.token, "taken_at": now,
+            "space": LOCK_SPACE}).scalars())
 
 
 def in_turn():
@@ -242,21 +281,24 @@ def _next_due(branch: str, locked: bool, skipping: bool):
     query = select(TABLE).where(*BRANCHES[branch], IN_TURN)
     if skipping:
         query = query.where(TABLE.c.id.not_in(bindparam("skipped", expanding=True)))
-    query = query.order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(1)
+    query = query.order_by(TABLE.c.next_attempt_at, TABLE.c.id).limit(bindparam("up_to"))
     return query.with_for_update(skip_locked=True) if locked else query
 
 
 NEXT = {(branch, locked, skipping): _next_due(branch, locked, skipping)
         for branch in BRANCHES for locked in (False, True) for skipping in (False, True)}
-MARK_TAKEN = update(TABLE).where(TABLE.c.id == bindparam("claim_id")).values(
+MARK_TAKEN = update(TABLE).where(TABLE.c.id.in_(bindparam("ids", expanding=True))).values(
     status="sending", claimed_by=bindparam("claimer"), claimed_at=bindparam("taken_at"),
-    attempts=bindparam("attempt"))
-# PostgreSQL: the row's advisory lock taken in the same statement, the row marked only
-# if the lock was free. The planner may scan the table and test the lock first on every
-# row (it does on a small outbox), so the lock's key is NULL but for the claimed row:
+    attempts=TABLE.c.attempts + 1).returning(TABLE.c.id)
+# PostgreSQL: each row's advisory lock taken in the same statement, a row marked only
+# if its lock was free. The planner may scan the table and test the lock first on every
+# row (it does on a small outbox), so the lock's key is NULL but for the claimed rows:
 # the function is strict, and is not called at all for the others.
 LOCK_AND_MARK_TAKEN = MARK_TAKEN.where(func.pg_try_advisory_lock(
-    bindparam("space"), case((TABLE.c.id == bindparam("claim_id"), TABLE.c.id))))
+    bindparam("space"), case((TABLE.c.id.in_(bindparam("ids", expanding=True)), TABLE.c.id))))
+# a row claimed and not attempted, back as it was
+GIVE_BACK = update(TABLE).where(MINE).values(status="pending", claimed_by=None,
+                                             attempts=TABLE.c.attempts - 1)
 UNLOCK = text("SELECT pg_advisory_unlock(:space, :id)")
 
 

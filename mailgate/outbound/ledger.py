@@ -55,15 +55,15 @@ class Ledger:
         self._settling = threading.Lock()
 
     @contextlib.contextmanager
-    def holding(self, row_id: int) -> Iterator[None]:
-        """A worker is delivering row `row_id`: settling leaves it alone."""
+    def holding(self, *row_ids: int) -> Iterator[None]:
+        """A worker holds rows `row_ids` to deliver: settling leaves them alone."""
         with self._lock:
-            self.in_flight.add(row_id)
+            self.in_flight.update(row_ids)
         try:
             yield
         finally:
             with self._lock:
-                self.in_flight.discard(row_id)
+                self.in_flight.difference_update(row_ids)
 
     # -- record ---------------------------------------------------------------
     def record(self, claim: Claim, outcome: Outcome, raw: bytes | None,

@@ -7,8 +7,12 @@ relay connection) repeats one delivery at a time:
    database fault): replay this host's journal of deliveries the database has
    not recorded yet, and put the rows of dead senders of this host back to
    `pending` (`journal.py`, `claims.py`);
-2. **claim** one due row (`claims.py`: `sending` under our token; on
-   PostgreSQL an advisory lock held until the end);
+2. **claim** the next due rows, up to `BATCH` in one transaction (`claims.py`:
+   `sending` under our token; on PostgreSQL an advisory lock on each, held until
+   its outcome is recorded), then see each through steps 3–6 in turn; rows a
+   stopping worker did not reach go back to the queue as they were. A database
+   that fails meanwhile does not stop the others: they are ours, and each
+   delivery is journalled (step 5) and recorded once the database is back;
 3. **prepare** the bytes (`delivery.py`: render the templates, attach files) and
    keep a copy beside the journal, so that a delivery recorded from the journal
    shows what was sent;
@@ -51,6 +55,9 @@ from .wakeups import Wakeups
 
 log = logging.getLogger("mailgate.outbox")
 DATABASE_PAUSE = 5.0  # seconds a worker waits after the database failed it
+# rows a worker claims at once: a message's acknowledgement and agents' notification,
+# and a little more in a burst, for one claim transaction instead of one each
+BATCH = 4
 
 
 class OutboxSender:
@@ -107,7 +114,7 @@ class OutboxSender:
         link = Link(self.transport)
         while not self.wakeups.stopping:
             try:
-                handled = self._step(link)
+                handled = self._step(link, BATCH)
             except TemporaryFailure as error:
                 log.warning("outbox: %s", error)
                 link.close()
@@ -150,28 +157,32 @@ class OutboxSender:
         """One worker of `run_once`: deliver while the budget lasts and rows are due."""
         link, handled = Link(self.transport), 0
         try:
-            while self._spend() and self._step(link):
-                handled += 1
+            while granted := self._spend(BATCH):
+                done = self._step(link, granted)
+                if not done:
+                    break
+                handled += done
         except BaseException as error:
             errors.append(error)
         finally:
             link.close()
             counts.append(handled)
 
-    def _spend(self) -> bool:
+    def _spend(self, wanted: int) -> int:
+        """How many rows of the budget of `run_once` this worker may take (`wanted`
+        when there is no budget)."""
         with self._lock:
             if self._budget is None:
-                return True
-            if self._budget <= 0:
-                return False
-            self._budget -= 1
-            return True
+                return wanted
+            granted = min(wanted, max(0, self._budget))
+            self._budget -= granted
+            return granted
 
-    def _give_back(self) -> None:
-        """A budgeted pass that found nothing returns the unit it spent."""
+    def _give_back(self, unused: int) -> None:
+        """A budgeted pass returns the units it did not use."""
         with self._lock:
             if self._budget is not None:
-                self._budget += 1
+                self._budget += unused
 
     def _enter(self) -> None:
         with self._lock:
@@ -186,21 +197,43 @@ class OutboxSender:
                 self.presence.leave()
 
     # -- one delivery ---------------------------------------------------------
-    def _step(self, link: Link) -> bool:
-        """Settle, claim one row and see it through; False when nothing is due."""
+    def _step(self, link: Link, up_to: int) -> int:
+        """Settle, claim up to `up_to` rows and see them through; how many were handled
+        (0 when nothing is due)."""
         self.ledger.settle()
-        claim = self.claimer.claim(self.ledger.live)
-        if claim is None:
-            self._give_back()
-            return False
+        claims = self.claimer.claim_some(self.ledger.live, up_to)
+        if not claims:
+            self._give_back(up_to)
+            return 0
         self.wake()  # more may be due: let an idle worker look
-        with self.ledger.holding(claim.row.id):
+        started = 0
+        with self.ledger.holding(*(claim.row.id for claim in claims)):
             try:
-                outcome, raw, entry = self.delivery.attempt(claim.row, link)
-                self.ledger.record(claim, outcome, raw, entry)
+                for claim in claims:
+                    if started and self.wakeups.stopping:
+                        break
+                    started += 1
+                    outcome, raw, entry = self.delivery.attempt(claim.row, link)
+                    self.ledger.record(claim, outcome, raw, entry)
             finally:
-                claim.release()
-        return True
+                self._give_back(up_to - started)
+                try:
+                    self._return(claims[started:])
+                finally:
+                    for claim in claims:
+                        claim.release()
+        return started
+
+    @staticmethod
+    def _return(claims) -> None:
+        """Rows claimed and not attempted back to the queue; a database that fails here
+        leaves them to `Ledger.release_orphans`."""
+        for claim in claims:
+            try:
+                claim.give_back()
+            except TemporaryFailure as error:
+                log.warning("outbox %d: left claimed (%s); freed later", claim.row.id, error)
+                return
 
     # -- metrics --------------------------------------------------------------
     def depth(self) -> int:
