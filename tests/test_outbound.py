@@ -541,7 +541,7 @@ def test_rows_claimed_together_are_taken_in_turn_and_one_given_back_as_it_was(gw
     due (on PostgreSQL each under its own advisory lock); the next claimer takes the
     next ones. A row given back (claimed, never attempted) is pending again with its
     attempt not counted and no lock, and the next claim takes it."""
-    from mailgate.outbound.claims import Claimer
+    from mailgate.outbound.claims import Claimer, give_back
 
     support_only(gw)
     for i in range(5):
@@ -557,7 +557,7 @@ def test_rows_claimed_together_are_taken_in_turn_and_one_given_back_as_it_was(gw
         assert [c.row.id for c in first] == ids[:3] and [c.row.id for c in second] == ids[3:]
         assert all(c.row.attempts == 1 for c in claims)
         assert advisory_locks(gw) == (5 if gw.db.is_postgresql else 0)
-        first[2].give_back()
+        give_back(first[2:])
         assert outbox_rows(gw)[ids[2]] == ("pending", 0, None)
         assert advisory_locks(gw) == (4 if gw.db.is_postgresql else 0)
         again = Claimer(gw.db, "host-c", clock).claim_some(set(), 3)
@@ -599,6 +599,41 @@ def test_a_stopping_worker_gives_back_the_rows_it_did_not_reach(gw):
     assert OutboxSender(gw).run_once() == 3
     assert {value[:2] for value in outbox_rows(gw).values()} == {("sent", 1)}
     assert len(list(gw.settings.outbox_dir.glob("*.eml"))) == 4
+
+
+def test_the_outcomes_of_rows_claimed_together_are_recorded_in_one_transaction(mgw, relay):
+    """A worker's step: one transaction claims a message's acknowledgement and the
+    agent's notification and those of another message, each is delivered or put off,
+    and one transaction records all four outcomes — a delivery sent, a relay's 451
+    back to pending for later — and gives back every lock."""
+    from sqlalchemy import event
+
+    from mailgate.outbound.delivery import Link
+
+    ingest(mgw, make_mail(sender="first@example.org", subject="one"), PIPE)
+    ingest(mgw, make_mail(sender="later@example.org", subject="two"), PIPE)
+    relay.refuse_rcpt["later@example.org"] = "451 4.3.0 try again later"
+    sender = OutboxSender(mgw, workers=1)
+    sender.ledger.settle(force=True)  # the step's own settle waits a second now
+    commits = []
+    event.listen(mgw.db.engine, "commit", lambda conn: commits.append(1))
+    link = Link(sender.transport)
+    try:
+        assert sender._step(link, 4) == 4  # one worker's step, as the daemon runs it
+    finally:
+        link.close()
+    assert len(commits) == 2  # the claim, then the four outcomes
+    with mgw.db.unit_of_work() as session:
+        stored = list(session.scalars(select(Outbox)))
+        [put_off] = [r for r in stored if r.recipients == ["later@example.org"]]
+        assert (put_off.status, put_off.attempts, put_off.claimed_by) == \
+            ("pending", 1, sender.presence.token)
+        assert "451" in put_off.last_error and put_off.next_attempt_at > mgw.now()
+        sent = [r for r in stored if r is not put_off]
+        assert {(r.status, r.attempts) for r in sent} == {("sent", 1)}
+        assert len(sent) == 3 and all(r.raw for r in sent)
+    assert len(relay.received) == 3 and advisory_locks(mgw) == 0
+    assert sender.journal.entries() == []
 
 
 def test_recording_an_outcome_gives_the_lock_back_while_the_row_is_still_held(pg_gw):

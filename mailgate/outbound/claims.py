@@ -1,13 +1,15 @@
-"""Claiming outbox rows: one row per delivery, tied to the claimer's life.
+"""Claiming outbox rows: a few due rows at a time, tied to the claimer's life.
 
-A claim marks one due row `sending` under the claimer's token (`claimed_by`),
-counts the attempt and commits at once. On PostgreSQL the claimer also takes a
-session-level advisory lock on the row (in the UPDATE that marks it) and keeps
-that connection until the outcome is recorded; several daemons pick distinct
-rows (`FOR UPDATE SKIP LOCKED`), and a dead connection frees the lock at once.
-The outcome's transaction gives the lock back before it commits: its UPDATE
-holds the row lock until then, so nobody can take the row in between, and a
-delivery costs two transactions, not three.
+A claim marks the next due rows (up to the number asked) `sending` under the
+claimer's token (`claimed_by`), counts an attempt on each and commits at once.
+On PostgreSQL the claimer also takes a session-level advisory lock on each row
+(in the UPDATE that marks them) and keeps that connection (`Hold`) until their
+outcomes are recorded; several daemons pick distinct rows (`FOR UPDATE SKIP
+LOCKED`), and a dead connection frees the locks at once. The transaction that
+records the outcomes (`recording`) gives the locks back before it commits: its
+UPDATEs hold the rows until then, so nobody can take one in between. Rows
+claimed together cost two transactions, whatever their number; a row not
+attempted goes back as it was (`give_back`).
 
 Who may take a row that is already `sending`:
 - a dead sender of this host (presence file unlocked, see `journal.py`): the
@@ -92,9 +94,9 @@ class Hold:
         self.locked = set(ids)  # rows whose advisory lock is still ours
         self.open = set(ids)  # rows not released yet
 
-    def unlock(self, executor, ident: int) -> None:
-        executor.execute(UNLOCK, {"space": LOCK_SPACE, "id": ident})
-        self.locked.discard(ident)
+    def unlock(self, executor, idents: list[int]) -> None:
+        executor.execute(UNLOCK, {"space": LOCK_SPACE, "ids": idents})
+        self.locked.difference_update(idents)
 
     def release(self, ident: int) -> None:
         self.open.discard(ident)
@@ -103,7 +105,7 @@ class Hold:
             return
         try:
             if ident in self.locked:  # no outcome was recorded (the journal's replay records it)
-                self.unlock(conn, ident)
+                self.unlock(conn, [ident])
                 conn.commit()
         except Exception:  # a dead connection holds no lock; never pool a doubtful one
             self.conn = None
@@ -124,39 +126,46 @@ class Claim:
         self.row = row
         self.hold = hold
 
-    @contextlib.contextmanager
-    def unit(self) -> Iterator[Session]:
-        """A unit of work for recording the outcome (on the held connection, if any,
-        whose advisory lock on the row it gives back just before it commits)."""
-        hold = self.hold
-        if hold is None or hold.conn is None:
-            with self.db.unit_of_work() as session:
-                yield session
-            return
-        session = Session(bind=hold.conn, expire_on_commit=False)
-        try:
-            yield session
-            session.flush()  # the outcome's UPDATE holds the row until the commit
-            hold.unlock(session, self.row.id)
-            session.commit()
-        except BaseException as error:
-            with contextlib.suppress(Exception):
-                session.rollback()
-            if is_temporary(error):
-                raise as_temporary(error) from error
-            raise
-        finally:
-            session.close()
-
-    def give_back(self) -> None:
-        """Put a row claimed but not attempted back in the queue as it was."""
-        with self.unit() as session:
-            session.execute(GIVE_BACK, claim_params(self.row.id, self.row.claimer,
-                                                    self.row.attempts))
+    def unit(self):
+        """A unit of work for recording this row's outcome (`recording`)."""
+        return recording([self])
 
     def release(self) -> None:
         if self.hold is not None:
             self.hold.release(self.row.id)
+
+
+@contextlib.contextmanager
+def recording(claims: list[Claim]) -> Iterator[Session]:
+    """One unit of work for recording the outcomes of rows claimed together: on their
+    hold's connection, if any, whose advisory locks on them it gives back just before
+    it commits (the outcomes' UPDATEs hold the rows until then)."""
+    db, hold = claims[0].db, claims[0].hold
+    if hold is None or hold.conn is None:
+        with db.unit_of_work() as session:
+            yield session
+        return
+    session = Session(bind=hold.conn, expire_on_commit=False)
+    try:
+        yield session
+        session.flush()
+        hold.unlock(session, [claim.row.id for claim in claims])
+        session.commit()
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            session.rollback()
+        if is_temporary(error):
+            raise as_temporary(error) from error
+        raise
+    finally:
+        session.close()
+
+
+def give_back(claims: list[Claim]) -> None:
+    """Put rows claimed together but not attempted back in the queue as they were."""
+    with recording(claims) as session:
+        session.execute(GIVE_BACK, [claim_params(c.row.id, c.row.claimer, c.row.attempts)
+                                    for c in claims])
 
 
 class Claimer:
@@ -299,7 +308,8 @@ LOCK_AND_MARK_TAKEN = MARK_TAKEN.where(func.pg_try_advisory_lock(
 # a row claimed and not attempted, back as it was
 GIVE_BACK = update(TABLE).where(MINE).values(status="pending", claimed_by=None,
                                              attempts=TABLE.c.attempts - 1)
-UNLOCK = text("SELECT pg_advisory_unlock(:space, :id)")
+UNLOCK = text("SELECT pg_advisory_unlock(:space, id) "
+              "FROM unnest(CAST(:ids AS integer[])) AS id")
 
 
 def release_dead(session: Session, tokens: set[str], journalled: set[int]) -> int:

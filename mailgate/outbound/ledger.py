@@ -1,6 +1,7 @@
 """The sender's books: the rows its workers hold, and the outcomes the database has not heard.
 
-**Record**: an outcome is written in the claim's unit of work (`record.py`);
+**Record**: the outcomes of rows claimed together are written in one unit of
+work (`claims.recording`, `record.py`) once the worker has tried each;
 when the database fails there, the journal (for a delivery) or memory (for a
 failure) keeps it, and the row stays ours meanwhile, so it is never delivered
 twice. **Settle** (at most every `SETTLE_EVERY` s, and at once after such a
@@ -21,13 +22,14 @@ import datetime as dt
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import TemporaryFailure
 from ..gateway import Gateway
 from . import record
-from .claims import Claim, Claimed, release_dead, release_orphans
+from .claims import Claim, Claimed, recording, release_dead, release_orphans
 from .journal import DeliveryJournal, Entry
 from .outcomes import Delivered, Outcome, Unfinished
 from .presence import Presence
@@ -36,6 +38,16 @@ from .refusals import Refusals, refused
 log = logging.getLogger("mailgate.outbox")
 SETTLE_EVERY = 1.0  # seconds between looks for dead senders and unrecorded deliveries
 ORPHAN_AFTER = dt.timedelta(seconds=30)  # an own claim no worker holds is lost after this
+
+
+@dataclass(frozen=True)
+class Attempted:
+    """One delivery attempt of a claimed row: its outcome, the bytes as sent (or None)
+    and its journal entry (or None)."""
+    claim: Claim
+    outcome: Outcome
+    raw: bytes | None
+    entry: Path | None
 
 
 class Ledger:
@@ -66,33 +78,42 @@ class Ledger:
                 self.in_flight.difference_update(row_ids)
 
     # -- record ---------------------------------------------------------------
-    def record(self, claim: Claim, outcome: Outcome, raw: bytes | None,
-               entry: Path | None) -> None:
-        """Record `outcome` (`entry`: its journal entry, removed once recorded)."""
-        if isinstance(outcome, Unfinished):  # the journal's replay finishes and records it
-            log.warning("outbox %d: delivery journalled, to be finished: %s", claim.row.id,
-                        outcome.reason)
+    def record(self, attempts: list[Attempted]) -> None:
+        """Record the outcomes of rows claimed together, in one transaction; their
+        journal entries are removed once recorded."""
+        todo = []
+        for attempt in attempts:
+            if isinstance(attempt.outcome, Unfinished):  # the journal's replay records it
+                log.warning("outbox %d: delivery journalled, to be finished: %s",
+                            attempt.claim.row.id, attempt.outcome.reason)
+            else:
+                todo.append(attempt)
+        if not todo:
             return
+        now = self.gw.now()
         try:
-            with claim.unit() as session:
-                ours = record.outcome(session, self.gw.settings, claim.row, outcome, raw,
-                                      self.gw.now())
+            with recording([attempt.claim for attempt in todo]) as session:
+                ours = [record.outcome(session, self.gw.settings, attempt.claim.row,
+                                       attempt.outcome, attempt.raw, now) for attempt in todo]
         except TemporaryFailure as error:
-            log.warning("outbox %d: %s not recorded yet: %s", claim.row.id,
-                        outcome.__class__.__name__.lower(), error)
+            for attempt in todo:
+                log.warning("outbox %d: %s not recorded yet: %s", attempt.claim.row.id,
+                            attempt.outcome.__class__.__name__.lower(), error)
             with self._lock:
-                if entry is None:  # the journal has the others
-                    self._unrecorded.append((claim.row, outcome, raw))
+                self._unrecorded.extend((attempt.claim.row, attempt.outcome, attempt.raw)
+                                        for attempt in todo
+                                        if attempt.entry is None)  # the journal has the others
                 self._settled_at = -SETTLE_EVERY  # settle again before the next claim
             return
-        if entry is not None:
-            self.journal.remove(entry)
-        if not ours:
-            log.info("outbox %d: recorded meanwhile by another sender", claim.row.id)
-        elif isinstance(outcome, Delivered):
-            row = claim.row
-            log.info("sent %s %s", row.channel, row.kind, extra={"fields": {
-                "outbox": row.id, "to": ",".join(row.recipients), "attempt": row.attempts}})
+        for attempt, mine in zip(todo, ours):
+            row = attempt.claim.row
+            if attempt.entry is not None:
+                self.journal.remove(attempt.entry)
+            if not mine:
+                log.info("outbox %d: recorded meanwhile by another sender", row.id)
+            elif isinstance(attempt.outcome, Delivered):
+                log.info("sent %s %s", row.channel, row.kind, extra={"fields": {
+                    "outbox": row.id, "to": ",".join(row.recipients), "attempt": row.attempts}})
 
     # -- settle ---------------------------------------------------------------
     def settle(self, force: bool = False) -> None:

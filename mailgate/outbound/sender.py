@@ -20,7 +20,8 @@ relay connection) repeats one delivery at a time:
    outcome (`outcomes.py`);
 5. **journal** a delivery durably (the file transport before its final
    rename, the relay after its 250) before the database hears of it;
-6. **record** the outcome (`ledger.py`, `record.py`): sent; temporary failures
+6. **record** the outcomes of the rows claimed together, in one transaction once
+   each was tried (`ledger.py`, `record.py`): sent; temporary failures
    retried with exponential backoff; permanent ones stop, are recorded on the
    ticket and count as hard bounces. If the database fails here, the journal
    (for a delivery) or memory (for a failure) keeps the outcome until it can be
@@ -43,10 +44,10 @@ from sqlalchemy import func, select
 from ..errors import TemporaryFailure
 from ..gateway import Gateway
 from ..models import Outbox
-from .claims import Claimer
+from .claims import Claim, Claimer, give_back
 from .delivery import Delivery, Link
 from .journal import DeliveryJournal
-from .ledger import Ledger
+from .ledger import Attempted, Ledger
 from .presence import Presence
 from .render import Templates
 from .sms import make_backend
@@ -206,34 +207,41 @@ class OutboxSender:
             self._give_back(up_to)
             return 0
         self.wake()  # more may be due: let an idle worker look
-        started = 0
+        started, attempts = 0, []
         with self.ledger.holding(*(claim.row.id for claim in claims)):
             try:
                 for claim in claims:
                     if started and self.wakeups.stopping:
                         break
                     started += 1
-                    outcome, raw, entry = self.delivery.attempt(claim.row, link)
-                    self.ledger.record(claim, outcome, raw, entry)
+                    attempts.append(Attempted(claim, *self.delivery.attempt(claim.row, link)))
             finally:
                 self._give_back(up_to - started)
-                try:
-                    self._return(claims[started:])
-                finally:
-                    for claim in claims:
-                        claim.release()
+                self._let_go(claims, attempts, started)
         return started
 
+    def _let_go(self, claims: list[Claim], attempts: list[Attempted], started: int) -> None:
+        """Record the outcomes of the rows tried, give back those not reached (after
+        `started`), and release every claim."""
+        try:
+            if attempts:
+                self.ledger.record(attempts)
+            self._return(claims[started:])
+        finally:
+            for claim in claims:
+                claim.release()
+
     @staticmethod
-    def _return(claims) -> None:
+    def _return(claims: list[Claim]) -> None:
         """Rows claimed and not attempted back to the queue; a database that fails here
         leaves them to `Ledger.release_orphans`."""
-        for claim in claims:
-            try:
-                claim.give_back()
-            except TemporaryFailure as error:
-                log.warning("outbox %d: left claimed (%s); freed later", claim.row.id, error)
-                return
+        if not claims:
+            return
+        try:
+            give_back(claims)
+        except TemporaryFailure as error:
+            log.warning("outbox: %d claimed rows left claimed (%s); freed later",
+                        len(claims), error)
 
     # -- metrics --------------------------------------------------------------
     def depth(self) -> int:
