@@ -1,7 +1,7 @@
 """The outbox sender: settle, claim, prepare, deliver, journal, record — with retries.
 
 Each of a bounded pool of workers (`[outbound] workers`, each with its own
-relay connection) repeats one delivery at a time:
+relay connection) repeats, delivering one mail at a time:
 
 1. **settle** (`ledger.py`, at most every `SETTLE_EVERY` s, and at once after a
    database fault): replay this host's journal of deliveries the database has
@@ -9,7 +9,7 @@ relay connection) repeats one delivery at a time:
    `pending` (`journal.py`, `claims.py`);
 2. **claim** the next due rows, up to `BATCH` in one transaction (`claims.py`:
    `sending` under our token; on PostgreSQL an advisory lock on each, held until
-   its outcome is recorded), then see each through steps 3–6 in turn; rows a
+   its outcome is recorded), then take each through steps 3–5 in turn; rows a
    stopping worker did not reach go back to the queue as they were. A database
    that fails meanwhile does not stop the others: they are ours, and each
    delivery is journalled (step 5) and recorded once the database is back;
@@ -179,8 +179,8 @@ class OutboxSender:
             self._budget -= granted
             return granted
 
-    def _give_back(self, unused: int) -> None:
-        """A budgeted pass returns the units it did not use."""
+    def _refund(self, unused: int) -> None:
+        """A budgeted pass returns the units of the budget it did not use."""
         with self._lock:
             if self._budget is not None:
                 self._budget += unused
@@ -204,7 +204,7 @@ class OutboxSender:
         self.ledger.settle()
         claims = self.claimer.claim_some(self.ledger.live, up_to)
         if not claims:
-            self._give_back(up_to)
+            self._refund(up_to)
             return 0
         self.wake()  # more may be due: let an idle worker look
         started, attempts = 0, []
@@ -216,7 +216,7 @@ class OutboxSender:
                     started += 1
                     attempts.append(Attempted(claim, *self.delivery.attempt(claim.row, link)))
             finally:
-                self._give_back(up_to - started)
+                self._refund(up_to - started)
                 self._let_go(claims, attempts, started)
         return started
 
