@@ -17,7 +17,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .config import DatabaseSettings
@@ -138,17 +138,20 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextlib.contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """One transaction: commit on success, roll back on any error.
+    def unit_of_work(self, connection: Connection | None = None) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on any error. `connection`: a
+        connection the caller holds (the outbox claims' advisory locks), else the pool's.
 
-        Database errors that a retry can cure come out as TemporaryFailure.
+        Database errors that a retry can cure come out as TemporaryFailure (a rollback
+        that fails too, on a dead connection, does not hide them).
         """
-        session = self.sessions()
+        session = self.sessions(bind=connection) if connection is not None else self.sessions()
         try:
             yield session
             session.commit()
         except BaseException as error:
-            session.rollback()
+            with contextlib.suppress(Exception):
+                session.rollback()
             if is_temporary(error):
                 raise as_temporary(error) from error
             raise

@@ -141,24 +141,12 @@ def recording(claims: list[Claim]) -> Iterator[Session]:
     hold's connection, if any, whose advisory locks on them it gives back just before
     it commits (the outcomes' UPDATEs hold the rows until then)."""
     db, hold = claims[0].db, claims[0].hold
-    if hold is None or hold.conn is None:
-        with db.unit_of_work() as session:
-            yield session
-        return
-    session = Session(bind=hold.conn, expire_on_commit=False)
-    try:
+    conn = hold.conn if hold is not None else None
+    with db.unit_of_work(conn) as session:
         yield session
-        session.flush()
-        hold.unlock(session, [claim.row.id for claim in claims])
-        session.commit()
-    except BaseException as error:
-        with contextlib.suppress(Exception):
-            session.rollback()
-        if is_temporary(error):
-            raise as_temporary(error) from error
-        raise
-    finally:
-        session.close()
+        if conn is not None:
+            session.flush()
+            hold.unlock(session, [claim.row.id for claim in claims])
 
 
 def give_back(claims: list[Claim]) -> None:
