@@ -174,8 +174,8 @@ class StepClock:
         return timed
 
     def _session_clock(self, sessions):
-        def session():
-            made = sessions()
+        def session(**options):
+            made = sessions(**options)
             made.flush = self._timed("ORM flush", made.flush)
             made.commit = self._timed("commit", made.commit)
             return made
